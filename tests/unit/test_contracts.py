@@ -1,0 +1,113 @@
+"""Contracts: valid rows pass, each kind of bad row names its field, the docs match the code."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import v13
+from tests.unit.helpers import REPO, signal_row
+from v13.contracts import CONTRACTS, decode_row, encode_row, render_markdown
+from v13.errors import ContractError
+
+TRADE = {
+    "ts_ms": 1_700_000_000_000,
+    "recv_ts_ms": 1_700_000_000_005,
+    "symbol": "BTCUSDT",
+    "price": 50000.1,
+    "qty": 0.01,
+    "side": "buy",
+    "trade_id": 1,
+    "src": "sim",
+}
+BOOK = {
+    "ts_ms": 1_700_000_000_000,
+    "recv_ts_ms": 1_700_000_000_005,
+    "symbol": "BTCUSDT",
+    "bids": [[100.0, 1.0], [99.9, 2.0]],
+    "asks": [[100.1, 1.5], [100.2, 0.5]],
+    "update_id": 10,
+    "prev_update_id": 9,
+    "src": "sim",
+}
+
+
+def test_docs_api_contracts_is_generated_from_the_code() -> None:
+    on_disk = (REPO / "docs/api_contracts.md").read_text()
+    assert on_disk == render_markdown(), "run: python -m v13 contracts-doc > docs/api_contracts.md"
+
+
+def test_docs_name_every_field_of_every_contract() -> None:
+    text = render_markdown()
+    for kind, cls in CONTRACTS.items():
+        assert f"## {kind} (`{cls.__name__}`)" in text
+        for field in cls.__struct_fields__:
+            assert f"| `{field}` |" in text
+
+
+def test_design_field_names_of_signal_and_order() -> None:
+    assert CONTRACTS["signal"].__struct_fields__ == (
+        "run_id", "ts_ms", "symbol", "score", "z_ofi", "z_cvd", "regime", "div_type", "confirm",
+        "gating", "signal_type", "guard_reason", "mid", "best_bid", "best_ask", "spread_bps",
+        "emit_ts_ms",
+    )  # fmt: skip
+    assert CONTRACTS["order"].__struct_fields__ == (
+        "run_id", "order_id", "ts_ms", "symbol", "side", "strength", "signal_type", "score", "qty",
+        "fill_price", "fee", "status", "position_after", "realized_pnl",
+    )  # fmt: skip
+
+
+def test_valid_rows_round_trip() -> None:
+    trade = decode_row("trade", orjson.dumps(TRADE))
+    assert trade.side == "buy" and trade.price == 50000.1
+    book = decode_row("book", orjson.dumps(BOOK))
+    assert book.bids[0] == (100.0, 1.0)
+    row = signal_row("r1", "BTCUSDT", 1000)
+    assert decode_row("signal", encode_row(row)) == row
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "needle"),
+    [
+        ("trade", {"price": -1.0}, "price"),
+        ("trade", {"price": 0}, "price"),
+        ("trade", {"qty": "a lot"}, "qty"),
+        ("trade", {"side": "long"}, "side"),
+        ("trade", {"ts_ms": -5}, "ts_ms"),
+        ("trade", {"colour": "red"}, "colour"),
+        ("book", {"bids": [[100.2, 1.0]]}, "crossed"),
+        ("book", {"asks": [[100.1, 1.0], [100.05, 1.0]]}, "asks"),
+        ("book", {"bids": []}, "bids"),
+        ("book", {"bids": [[-1.0, 1.0]]}, "bids"),
+    ],
+)
+def test_invalid_rows_name_the_field(kind: str, change: dict[str, object], needle: str) -> None:
+    doc = {**(TRADE if kind == "trade" else BOOK), **change}
+    with pytest.raises(ContractError, match=needle):
+        decode_row(kind, orjson.dumps(doc))
+
+
+def test_missing_field_and_bad_json_are_contract_errors() -> None:
+    doc = dict(TRADE)
+    del doc["symbol"]
+    with pytest.raises(ContractError, match="symbol"):
+        decode_row("trade", orjson.dumps(doc))
+    with pytest.raises(ContractError, match="not valid JSON"):
+        decode_row("trade", b'{"ts_ms": 1, "sym')
+
+
+def test_signal_enums_are_checked() -> None:
+    doc = orjson.loads(encode_row(signal_row("r", "BTCUSDT", 1)))
+    doc["signal_type"] = "moon"
+    with pytest.raises(ContractError, match="signal_type"):
+        decode_row("signal", orjson.dumps(doc))
+
+
+def test_public_api_is_pinned() -> None:
+    assert set(v13.__all__) == {
+        "Checkpoint", "Config", "ConfigError", "ContractError", "Deadletter", "Layout", "Position",
+        "SegmentFollower", "SegmentWriter", "SignalSink", "StreamReader", "UsageError", "V13Error",
+        "decode_row", "encode_row", "load_config", "open_signal_reader", "open_sink",
+    }  # fmt: skip
+    for name in v13.__all__:
+        assert getattr(v13, name) is not None

@@ -1,0 +1,266 @@
+"""Segment streams: rotation, flushing, sealing, crash recovery, resume, pressure roll, deadletter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+
+from v13.checkpoint import Checkpoint
+from v13.deadletter import Deadletter
+from v13.reader import StreamReader
+from v13.segments import PressureLimits, SegmentFollower, SegmentWriter
+
+DAY0 = 1_764_300_000_000  # 2025-11-28, UTC
+TAIL = "BTCUSDT/trades"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def trade_line(i: int, ts: int | None = None) -> bytes:
+    return orjson.dumps(
+        {
+            "ts_ms": ts if ts is not None else DAY0 + i,
+            "recv_ts_ms": DAY0 + i,
+            "symbol": "BTCUSDT",
+            "price": 100.0 + i % 7,
+            "qty": 0.5,
+            "side": "buy" if i % 2 else "sell",
+            "trade_id": i,
+            "src": "sim",
+        }
+    )
+
+
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "spool", tmp_path / "ready"
+
+
+def files(root: Path, pattern: str) -> list[Path]:
+    return sorted(root.rglob(pattern))
+
+
+def test_rotation_on_time_seals_into_ready_in_write_order(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    clock = Clock()
+    w = SegmentWriter(spool, ready, TAIL, writer_id="run1-1", rotate_s=60, clock=clock)
+    for i in range(30):
+        w.write(trade_line(i), DAY0 + i * 10_000)
+        clock.t += 10  # 10 s per row: a seal every 6 rows
+    w.close()
+    sealed = files(ready, "*.jsonl")
+    assert len(sealed) == 5
+    assert files(spool, "*.part") == []
+    lines = [orjson.loads(line)["trade_id"] for f in sealed for line in f.read_bytes().splitlines()]
+    assert lines == list(range(30))
+    assert [f.parent.relative_to(ready).as_posix() for f in sealed] == ["20251128/BTCUSDT/trades"] * 5
+
+
+def test_rotation_on_size(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", max_bytes=1000, clock=Clock())
+    for i in range(100):
+        w.write(trade_line(i), DAY0 + i)
+    w.close()
+    sealed = files(ready, "*.jsonl")
+    assert len(sealed) >= 10
+    assert all(f.stat().st_size < 1000 + 200 for f in sealed)
+
+
+def test_lines_reach_the_part_file_within_the_flush_interval(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    clock = Clock()
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", flush_s=0.2, clock=clock)
+    w.write(trade_line(0), DAY0)
+    w.write(trade_line(1), DAY0 + 1)
+    follower = SegmentFollower(spool, ready, TAIL)
+    before = len(follower.read())
+    clock.t += 0.2
+    w.tick()
+    after = follower.read()
+    assert before == 0
+    assert [orjson.loads(line)["trade_id"] for line, _ in after] == [0, 1]
+    w.close()
+
+
+def test_rows_of_a_new_utc_day_go_to_a_new_partition(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", clock=Clock())
+    w.write(trade_line(0), DAY0)
+    w.write(trade_line(1), DAY0 + 86_400_000)
+    w.close()
+    assert sorted(p.name for p in ready.iterdir()) == ["20251128", "20251129"]
+
+
+def test_pressure_starts_a_new_partition_early_and_restart_stays_there(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    limits = PressureLimits(max_shards=3, max_file_bytes=10**9)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", max_bytes=1, pressure=limits, clock=Clock())
+    for i in range(5):
+        w.write(trade_line(i), DAY0 + i)  # max_bytes=1: one row per segment
+    w.close()
+    restarted = SegmentWriter(spool, ready, TAIL, writer_id="w2", max_bytes=1, pressure=limits, clock=Clock())
+    restarted.write(trade_line(5), DAY0 + 5)
+    restarted.close()
+    per_partition = {p.name: len(list(p.rglob("*.jsonl"))) for p in ready.iterdir()}
+    assert per_partition == {"20251128": 3, "20251128_01": 3}
+    got = [orjson.loads(line)["trade_id"] for line, _ in SegmentFollower(spool, ready, TAIL).read()]
+    assert got == list(range(6))
+
+
+def test_large_sealed_file_starts_a_new_partition(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    limits = PressureLimits(max_shards=1000, max_file_bytes=500)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", max_bytes=600, pressure=limits, clock=Clock())
+    for i in range(12):
+        w.write(trade_line(i), DAY0 + i)
+    w.close()
+    assert sorted(p.name for p in ready.iterdir())[:2] == ["20251128", "20251128_01"]
+
+
+def test_writer_restart_seals_a_dead_writers_part_without_its_torn_line(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="dead", clock=Clock())
+    for i in range(3):
+        w.write(trade_line(i), DAY0 + i)
+    w.flush()
+    (part,) = files(spool, "*.part")
+    with open(part, "ab") as fh:
+        fh.write(b'{"ts_ms": 17643')  # the crash tore the last line
+    follower = SegmentFollower(spool, ready, TAIL)
+    assert len(follower.read()) == 3  # complete lines only
+    del w  # dropped without close: the crash
+    w2 = SegmentWriter(spool, ready, TAIL, writer_id="next", clock=Clock())
+    assert w2.recovered == 1
+    assert files(spool, "*.part") == []
+    w2.write(trade_line(3), DAY0 + 3)
+    w2.close()
+    assert [orjson.loads(line)["trade_id"] for line, _ in follower.read()] == [3]
+
+
+def test_follower_crash_resume_reads_every_row_exactly_once_in_order(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    clock = Clock()
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", max_bytes=20_000, clock=clock)
+    n = 5000
+    for i in range(n):
+        w.write(trade_line(i), DAY0 + i)
+    w.close()
+    assert len(files(ready, "*.jsonl")) >= 10
+    ckpt = Checkpoint(tmp_path / "state" / "reader.json", run_id="run1")
+    seen: list[int] = []
+    reader = StreamReader(spool, ready, "trade", checkpoint=ckpt)
+    for size in (7, 300, 1111):
+        seen += [row.trade_id for _t, row in reader.poll(size)]
+    reader.commit()
+    committed = len(seen)
+    lost_in_crash = [row.trade_id for _t, row in reader.poll(500)]  # read, never committed
+    assert lost_in_crash
+    del reader  # crash: no commit, no close
+    resumed = StreamReader(spool, ready, "trade", checkpoint=ckpt)
+    while batch := resumed.poll(997):
+        seen += [row.trade_id for _t, row in batch]
+    assert committed == 1418
+    assert seen == list(range(n))
+
+
+def test_checkpoint_of_another_run_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    Checkpoint(path, "run-a").save({"rowid": 5})
+    assert Checkpoint(path, "run-a").load() == {"rowid": 5}
+    assert Checkpoint(path, "run-b").load() is None
+
+
+def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", clock=Clock())
+    w.write(trade_line(0), DAY0)
+    w.write(b'{"not": "a trade"}', DAY0 + 1)
+    w.write(b"{broken json", DAY0 + 2)
+    w.write(orjson.dumps({**orjson.loads(trade_line(3)), "price": -1}), DAY0 + 3)
+    w.write(trade_line(4), DAY0 + 4)
+    w.close()
+    dl = Deadletter(tmp_path / "deadletter", "signal", "run1")
+    reader = StreamReader(spool, ready, "trade", deadletter=dl)
+    rows = [row.trade_id for _t, row in reader.poll()]
+    assert rows == [0, 4]
+    assert reader.rejected == 3 and dl.count == 3
+    entries = [orjson.loads(x) for f in (tmp_path / "deadletter/signal").glob("*.jsonl") for x in f.read_bytes().splitlines()]
+    assert [e["line"] for e in entries] == ['{"not": "a trade"}', "{broken json", entries[2]["line"]]
+    assert "price" in entries[2]["reason"]
+    assert all(e["source"].endswith(TAIL + "/" + e["position"][1]) for e in entries)
+    assert Deadletter.entries(tmp_path / "deadletter") == 3
+
+
+WRITER_CHILD = textwrap.dedent(
+    """
+    import sys, orjson
+    from pathlib import Path
+    from v13.segments import SegmentWriter
+    spool, ready, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    w = SegmentWriter(spool, ready, "BTCUSDT/trades", writer_id="child", rotate_s=0.02,
+                      max_bytes=3000, flush_s=0.001)
+    for i in range(n):
+        w.write(orjson.dumps({"seq": i, "pad": "x" * (i % 50)}), 1764300000000 + i)
+    w.close()
+    """
+)
+
+
+def test_concurrent_reader_never_sees_partial_lines_or_partial_sealed_files(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER_CHILD)
+    n = 30_000
+    child = subprocess.Popen([sys.executable, str(script), str(spool), str(ready), str(n)])
+    follower = SegmentFollower(spool, ready, TAIL)
+    seqs: list[int] = []
+    checked: set[Path] = set()
+    try:
+        while True:
+            done = child.poll() is not None
+            for line, _pos in follower.read(2000):
+                seqs.append(orjson.loads(line)["seq"])  # a partial line would not parse
+            for sealed in ready.rglob("*.jsonl"):
+                if sealed not in checked:
+                    data = sealed.read_bytes()
+                    assert data.endswith(b"\n"), f"partial sealed file {sealed}"
+                    for line in data.splitlines():
+                        orjson.loads(line)
+                    checked.add(sealed)
+            if done:
+                break
+        seqs += [orjson.loads(line)["seq"] for line, _ in follower.read(n)]
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0
+    assert seqs == list(range(n))
+    assert len(checked) > 20
+
+
+def test_stem_filter_keeps_one_runs_segments(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    for run, base in (("runA", 0), ("runB", 100)):
+        w = SegmentWriter(spool, ready, TAIL, writer_id=f"{run}-{os.getpid()}", clock=Clock())
+        for i in range(base, base + 3):
+            w.write(trade_line(i), DAY0 + i)
+        w.close()
+    got = [orjson.loads(line)["trade_id"] for line, _ in SegmentFollower(spool, ready, TAIL, stem_filter="runB").read()]
+    assert got == [100, 101, 102]
+
+
+def test_writer_rejects_a_tail_with_the_name_separator(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tail"):
+        SegmentWriter(tmp_path / "s", tmp_path / "r", "BAD-TAIL", writer_id="w")

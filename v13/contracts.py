@@ -1,0 +1,327 @@
+"""Row contracts: the field names and types every stage reads and writes (DESIGN.md section 5).
+
+Each contract is a msgspec Struct; its field descriptions are the source of docs/api_contracts.md
+(``python -m v13 contracts-doc > docs/api_contracts.md``; a unit test fails if the two differ).
+Rows are validated when decoded (types, finite positive prices, bids below asks, known enums)::
+
+    row = decode_row("trade", b'{"ts_ms": 1, ...}')   # ContractError names the field on failure
+    line = encode_row(row)                               # bytes, no trailing newline
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from v13.errors import ContractError
+
+__all__ = [
+    "CONTRACTS",
+    "BookRow",
+    "FeatureRow",
+    "LastFiveMinutes",
+    "MinuteCount",
+    "OrderRow",
+    "OrdersSummary",
+    "ReportRow",
+    "SignalRow",
+    "StatusRow",
+    "TradeRow",
+    "decode_row",
+    "encode_row",
+    "render_markdown",
+]
+
+Side = Literal["buy", "sell"]
+DivType = Literal["bull_div", "bear_div", "ofi_cvd_conflict"]
+Regime = Literal["active", "quiet"]
+SignalType = Literal["strong_buy", "buy", "sell", "strong_sell", "neutral", "pending"]
+OrderSide = Literal["BUY", "SELL"]
+Strength = Literal["STRONG", "NORMAL"]
+OrderStatus = Literal["FILLED", "REJECTED"]
+StageState = Literal["starting", "ready", "running", "stopping"]
+
+TsMs = Annotated[int, Meta(ge=0, description="UTC epoch milliseconds")]
+Level = tuple[float, float]
+
+
+def _d(text: str) -> Meta:
+    return Meta(description=text)
+
+
+def _finite(row: msgspec.Struct, *names: str, positive: bool = False) -> None:
+    for name in names:
+        value = getattr(row, name)
+        if value is None:
+            continue
+        if not math.isfinite(value) or (positive and value <= 0):
+            kind = "finite and positive" if positive else "finite"
+            raise ContractError(f"field {name!r} must be {kind}, got {value!r}")
+
+
+class TradeRow(msgspec.Struct, forbid_unknown_fields=True):
+    """One aggressive trade."""
+
+    ts_ms: Annotated[TsMs, _d("exchange event time")]
+    recv_ts_ms: Annotated[TsMs, _d("time the row was received (or simulated)")]
+    symbol: Annotated[str, _d("instrument, e.g. BTCUSDT")]
+    price: Annotated[float, _d("trade price, finite and > 0")]
+    qty: Annotated[float, _d("base quantity, finite and > 0")]
+    side: Annotated[Side, _d("aggressor side: buy = the buyer took liquidity")]
+    trade_id: Annotated[int, _d("venue trade id, increasing by 1 per symbol")]
+    src: Annotated[str, _d("source: sim | replay | binance")]
+
+    def __post_init__(self) -> None:
+        _finite(self, "price", "qty", positive=True)
+
+
+class BookRow(msgspec.Struct, forbid_unknown_fields=True):
+    """A top-N order book snapshot, best level first."""
+
+    ts_ms: Annotated[TsMs, _d("exchange event time")]
+    recv_ts_ms: Annotated[TsMs, _d("time the row was received (or simulated)")]
+    symbol: Annotated[str, _d("instrument")]
+    bids: Annotated[list[Level], _d("[[price, qty], ...] best (highest) first")]
+    asks: Annotated[list[Level], _d("[[price, qty], ...] best (lowest) first")]
+    update_id: Annotated[int, _d("venue update id (u)")]
+    prev_update_id: Annotated[int, _d("previous update id (pu); a mismatch marks a gap")]
+    src: Annotated[str, _d("source: sim | replay | binance")]
+
+    def __post_init__(self) -> None:
+        if not self.bids or not self.asks:
+            raise ContractError("fields 'bids' and 'asks' need at least one level each")
+        for name, levels, step in (("bids", self.bids, -1), ("asks", self.asks, 1)):
+            prev = None
+            for price, qty in levels:
+                if not (math.isfinite(price) and price > 0 and math.isfinite(qty) and qty >= 0):
+                    raise ContractError(f"field {name!r} has a bad level [{price}, {qty}]")
+                if prev is not None and (price - prev) * step <= 0:
+                    raise ContractError(f"field {name!r} is not sorted best first at {price}")
+                prev = price
+        if self.bids[0][0] >= self.asks[0][0]:
+            raise ContractError(
+                f"crossed book: best bid {self.bids[0][0]} is not below best ask {self.asks[0][0]}"
+            )
+
+
+class FeatureRow(msgspec.Struct, forbid_unknown_fields=True):
+    """Per-symbol microstructure features over one interval (written by harvest)."""
+
+    ts_ms: Annotated[TsMs, _d("interval end (exclusive), event time")]
+    symbol: Annotated[str, _d("instrument")]
+    mid: Annotated[float | None, _d("mid price at interval end; null without a book")]
+    best_bid: Annotated[float | None, _d("best bid at interval end")]
+    best_ask: Annotated[float | None, _d("best ask at interval end")]
+    spread_bps: Annotated[float | None, _d("(ask - bid) / mid in basis points")]
+    ofi: Annotated[float, _d("multi-level OFI over the interval, divided by mean depth")]
+    z_ofi: Annotated[float, _d("z-score of ofi against the previous window, clipped; 0 in warm-up")]
+    cvd: Annotated[float, _d("cumulative signed volume since start or the last reset")]
+    cvd_delta: Annotated[float, _d("signed volume in this interval (+ buy aggressor)")]
+    z_cvd: Annotated[float, _d("z-score of cvd_delta against the previous window, clipped")]
+    fusion_score: Annotated[float, _d("w_ofi * z_ofi + w_cvd * z_cvd")]
+    consistency: Annotated[float, _d("min(|z|)/max(|z|) when the signs agree, else 0")]
+    div_type: Annotated[DivType | None, _d("bull_div | bear_div | ofi_cvd_conflict | null")]
+    trade_count: Annotated[int, _d("trades in the interval")]
+    trade_rate: Annotated[float, _d("trades per minute over the last 60 s")]
+    quote_rate: Annotated[float, _d("book updates per second in the interval")]
+    realized_vol_bps: Annotated[float, _d("std of 1-interval mid returns over the vol window, bps")]
+    volume_usd: Annotated[float, _d("traded notional in the interval")]
+    return_1s: Annotated[float, _d("mid return over the interval, bps")]
+    lag_ms: Annotated[float, _d("receive time minus event time of the last row, ms")]
+    warmup: Annotated[bool, _d("true until the z-score window has enough history")]
+    gap: Annotated[bool, _d("true when a data gap reset the statistics in this interval")]
+
+    def __post_init__(self) -> None:
+        _finite(self, "mid", "best_bid", "best_ask", positive=True)
+        _finite(self, "ofi", "z_ofi", "cvd", "cvd_delta", "z_cvd", "fusion_score", "consistency")
+
+
+class SignalRow(msgspec.Struct, forbid_unknown_fields=True):
+    """One signal per feature row, neutral included (written by the signal stage to its sink)."""
+
+    run_id: Annotated[str, _d("run the row belongs to")]
+    ts_ms: Annotated[TsMs, _d("feature interval end the signal is for")]
+    symbol: Annotated[str, _d("instrument")]
+    score: Annotated[float, _d("fusion score")]
+    z_ofi: Annotated[float, _d("z-score of OFI")]
+    z_cvd: Annotated[float, _d("z-score of CVD delta")]
+    regime: Annotated[Regime, _d("StrategyMode regime: active | quiet")]
+    div_type: Annotated[DivType | None, _d("divergence of the feature row")]
+    confirm: Annotated[bool, _d("true = a direction and no guard")]
+    gating: Annotated[bool, _d("true = a guard blocked it")]
+    signal_type: Annotated[SignalType, _d("strong_buy | buy | sell | strong_sell | neutral | pending")]
+    guard_reason: Annotated[str | None, _d("comma-joined guard codes, or null")]
+    mid: Annotated[float | None, _d("mid price")]
+    best_bid: Annotated[float | None, _d("best bid (sell fills)")]
+    best_ask: Annotated[float | None, _d("best ask (buy fills)")]
+    spread_bps: Annotated[float | None, _d("spread in bps")]
+    emit_ts_ms: Annotated[TsMs, _d("wall-clock time the signal was computed")]
+
+    def __post_init__(self) -> None:
+        _finite(self, "mid", "best_bid", "best_ask", positive=True)
+        _finite(self, "score", "z_ofi", "z_cvd")
+
+
+class OrderRow(msgspec.Struct, forbid_unknown_fields=True):
+    """A mock or paper order and its fill (written by the broker to runtime/mock_orders.jsonl)."""
+
+    run_id: Annotated[str, _d("run the order belongs to")]
+    order_id: Annotated[str, _d("deterministic, unique in the run")]
+    ts_ms: Annotated[TsMs, _d("signal time the order was placed at")]
+    symbol: Annotated[str, _d("instrument")]
+    side: Annotated[OrderSide, _d("BUY | SELL")]
+    strength: Annotated[Strength, _d("STRONG | NORMAL")]
+    signal_type: Annotated[SignalType, _d("signal that caused the order")]
+    score: Annotated[float, _d("signal score")]
+    qty: Annotated[float, _d("base quantity, > 0")]
+    fill_price: Annotated[float, _d("fill price incl. slippage, > 0")]
+    fee: Annotated[float, _d("fee in quote currency")]
+    status: Annotated[OrderStatus, _d("FILLED | REJECTED")]
+    position_after: Annotated[float, _d("position in base units after the fill")]
+    realized_pnl: Annotated[float, _d("realised PnL of the symbol after the fill, net of fees")]
+
+    def __post_init__(self) -> None:
+        _finite(self, "qty", "fill_price", positive=True)
+        _finite(self, "fee", "position_after", "realized_pnl", "score")
+
+
+class StatusRow(msgspec.Struct, forbid_unknown_fields=True):
+    """A stage's status file, runtime/health/<name>.json, rewritten atomically every <= 2 s."""
+
+    name: Annotated[str, _d("stage name")]
+    pid: Annotated[int, _d("process id")]
+    run_id: Annotated[str, _d("run id")]
+    state: Annotated[StageState, _d("starting | ready | running | stopping")]
+    ts_ms: Annotated[TsMs, _d("heartbeat: wall clock of this write")]
+    started_ts_ms: Annotated[TsMs, _d("process start")]
+    counters: Annotated[dict[str, int], _d("in, out, dropped, deadletter, reconnects, ...")]
+    queue_size: Annotated[int, _d("rows waiting in the stage's internal queue")]
+    last_event_ts_ms: Annotated[int | None, _d("event time of the last row handled")]
+    lag_ms: Annotated[float | None, _d("wall clock minus last event time, ms")]
+
+
+class MinuteCount(msgspec.Struct, forbid_unknown_fields=True):
+    """Confirmed signals in one UTC minute."""
+
+    minute: Annotated[str, _d("UTC minute, YYYY-MM-DDTHH:MMZ")]
+    count: Annotated[int, _d("confirmed signals")]
+    buy: Annotated[int, _d("buy + strong_buy")]
+    sell: Annotated[int, _d("sell + strong_sell")]
+    strong: Annotated[int, _d("strong_buy + strong_sell")]
+
+
+class LastFiveMinutes(msgspec.Struct, forbid_unknown_fields=True):
+    """The rhythm of the last five minutes of data."""
+
+    per_minute: Annotated[list[MinuteCount], _d("the last five minutes")]
+    strong_ratio: Annotated[float, _d("strong / confirmed over those minutes")]
+
+
+class OrdersSummary(msgspec.Struct, forbid_unknown_fields=True):
+    """Orders placed by the broker in the run."""
+
+    count: Annotated[int, _d("orders")]
+    buy: Annotated[int, _d("BUY orders")]
+    sell: Annotated[int, _d("SELL orders")]
+    pnl: Annotated[float, _d("realised PnL summed over symbols")]
+
+
+class ReportRow(msgspec.Struct, forbid_unknown_fields=True):
+    """The run summary, logs/report/summary_<YYYYMMDD_HHMM>.json."""
+
+    run_id: Annotated[str, _d("run id")]
+    sink: Annotated[str, _d("jsonl | sqlite")]
+    generated_at: Annotated[str, _d("UTC ISO-8601 time of this report")]
+    total: Annotated[int, _d("confirmed signals")]
+    rows: Annotated[int, _d("all signal rows")]
+    buy_count: Annotated[int, _d("confirmed buy")]
+    sell_count: Annotated[int, _d("confirmed sell")]
+    strong_buy_count: Annotated[int, _d("confirmed strong_buy")]
+    strong_sell_count: Annotated[int, _d("confirmed strong_sell")]
+    buy_ratio: Annotated[float, _d("(buy + strong_buy) / total")]
+    sell_ratio: Annotated[float, _d("(sell + strong_sell) / total")]
+    strong_ratio: Annotated[float, _d("(strong_buy + strong_sell) / total")]
+    per_minute: Annotated[list[MinuteCount], _d("every minute of the run")]
+    last_5min: Annotated[LastFiveMinutes, _d("last five minutes' rhythm and strong ratio")]
+    dropped: Annotated[int, _d("dropped rows summed over the stages' status files")]
+    orders: Annotated[OrdersSummary, _d("broker orders")]
+    warnings: Annotated[list[str], _d("codes: NO_SIGNALS, ALL_GATED, DROPPED, DEADLETTER, ...")]
+
+
+CONTRACTS: dict[str, type[msgspec.Struct]] = {
+    "trade": TradeRow,
+    "book": BookRow,
+    "feature": FeatureRow,
+    "signal": SignalRow,
+    "order": OrderRow,
+    "status": StatusRow,
+    "report": ReportRow,
+}
+
+_DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in CONTRACTS.items()}
+_ENCODER = msgspec.json.Encoder()
+
+
+def decode_row(kind: str, line: bytes | str) -> Any:
+    """Decode and validate one JSON row of contract ``kind``; ContractError says why it failed."""
+    try:
+        return _DECODERS[kind].decode(line)
+    except ContractError:
+        raise
+    except msgspec.ValidationError as exc:
+        raise ContractError(f"{kind} row invalid: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ContractError(f"{kind} row is not valid JSON: {exc}") from None
+
+
+def encode_row(row: msgspec.Struct) -> bytes:
+    """JSON bytes of one row, field order as declared, no trailing newline."""
+    return _ENCODER.encode(row)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " \\| ".join(names) + (" \\| null" if type(None) in args else "")
+    if origin in (list, tuple, dict):
+        inner = ", ".join(_type_name(a) for a in args if a is not Ellipsis)
+        return f"{origin.__name__}[{inner}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _description(tp: Any) -> str:
+    texts = [m.description for m in typing.get_args(tp)[1:] if isinstance(m, Meta) and m.description]
+    inner = typing.get_args(tp)[0] if typing.get_origin(tp) is Annotated else None
+    if inner is not None and typing.get_origin(inner) is Annotated:
+        texts = [_description(inner), *texts]
+    return "; ".join(t for t in texts if t)
+
+
+def render_markdown() -> str:
+    """The text of docs/api_contracts.md, generated from the Structs above."""
+    out = [
+        "# API contracts",
+        "",
+        "Generated from `v13/contracts.py` by `python -m v13 contracts-doc > docs/api_contracts.md`;",
+        "a unit test fails when this file and the code differ. Field names are the contract.",
+        "All times are UTC epoch milliseconds.",
+    ]
+    for kind, cls in CONTRACTS.items():
+        out += ["", f"## {kind} (`{cls.__name__}`)", "", (cls.__doc__ or "").strip(), ""]
+        out += ["| field | type | meaning |", "|---|---|---|"]
+        hints = typing.get_type_hints(cls, include_extras=True)
+        for name in cls.__struct_fields__:
+            meaning = _description(hints[name]).replace("|", "\\|")
+            out.append(f"| `{name}` | {_type_name(hints[name])} | {meaning} |")
+    return "\n".join(out) + "\n"

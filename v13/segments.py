@@ -1,0 +1,358 @@
+"""Segment streams: how one process hands rows to the next through files (DESIGN.md section 4).
+
+A stream lives under two roots, ``spool`` (open ``*.part`` files) and ``ready`` (sealed
+``*.jsonl``), partitioned by UTC day: ``<root>/<partition>/<tail>/<name>``, where ``tail`` is the
+stream inside the partition (``BTCUSDT/trades``, ``BTCUSDT``) and ``name`` is
+``<first event ts_ms:013d>-<writer id>-<seq:05d>``, so names sort in write order and are unique
+across restarts. Under disk pressure (too many shards, or a too-large file) a writer moves early
+to the partition ``<YYYYMMDD>_<nn>``, which sorts after ``<YYYYMMDD>``.
+
+Writer::
+
+    w = SegmentWriter(spool, ready, "BTCUSDT/trades", writer_id=f"{run_id}-{os.getpid()}", ...)
+    w.write(line_bytes, ts_ms)   # buffered; reaches the .part within flush_s
+    w.tick()                     # call often: flushes and rotates on time
+    w.close()                    # seals the open segment
+
+Follower::
+
+    f = SegmentFollower(spool, ready, "BTCUSDT/trades", position=saved)
+    for line, pos in f.read(1000): ...   # complete lines only, in order; f.position to save
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from v13.fsutil import fsync_dir, utc_day
+
+__all__ = [
+    "PART",
+    "SEALED",
+    "Position",
+    "PressureLimits",
+    "SegmentFollower",
+    "SegmentWriter",
+    "discover_tails",
+    "recover_parts",
+]
+
+PART = ".part"
+SEALED = ".jsonl"
+_PARTITION_RE = re.compile(r"^\d{8}(_\d{2,})?$")
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in a stream: segment (partition, stem) and the byte offset of the next line."""
+
+    partition: str
+    stem: str
+    offset: int
+
+    def to_list(self) -> list[str | int]:
+        return [self.partition, self.stem, self.offset]
+
+    @classmethod
+    def from_list(cls, value: list[str | int]) -> Position:
+        partition, stem, offset = value
+        return cls(str(partition), str(stem), int(offset))
+
+
+@dataclass(frozen=True)
+class PressureLimits:
+    """Disk-pressure roll: more shards than this in a partition, or a sealed file larger."""
+
+    max_shards: int = 5000
+    max_file_bytes: int = 200 * 1024 * 1024
+
+
+def _partitions(*roots: Path) -> list[str]:
+    names: set[str] = set()
+    for root in roots:
+        try:
+            names.update(n for n in os.listdir(root) if _PARTITION_RE.match(n))
+        except FileNotFoundError:
+            continue
+    return sorted(names)
+
+
+def _stems(directory: Path, suffix: str) -> list[str]:
+    try:
+        return [n[: -len(suffix)] for n in os.listdir(directory) if n.endswith(suffix)]
+    except FileNotFoundError:
+        return []
+
+
+def discover_tails(spool: Path, ready: Path) -> list[str]:
+    """Every stream (tail) that has a segment in any partition of either root."""
+    tails: set[str] = set()
+    for root in (spool, ready):
+        for partition in _partitions(root):
+            base = root / partition
+            for dirpath, _dirs, files in os.walk(base):
+                if any(f.endswith((PART, SEALED)) for f in files):
+                    tails.add(Path(dirpath).relative_to(base).as_posix())
+    return sorted(tails)
+
+
+def recover_parts(spool: Path, ready: Path, tail: str) -> int:
+    """Seal ``.part`` files left by a writer that died: cut a torn last line, fsync, move to ready.
+
+    Only the stream's single writer may call this, before it opens a segment. Returns the count.
+    """
+    sealed = 0
+    for partition in _partitions(spool):
+        src_dir = spool / partition / tail
+        for stem in _stems(src_dir, PART):
+            src = src_dir / f"{stem}{PART}"
+            data = src.read_bytes()
+            keep = data[: data.rfind(b"\n") + 1]
+            if not keep:
+                src.unlink()
+                continue
+            if len(keep) != len(data):
+                with open(src, "r+b") as fh:
+                    fh.truncate(len(keep))
+            with open(src, "rb") as fh:
+                os.fsync(fh.fileno())
+            dst_dir = ready / partition / tail
+            dst_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst_dir / f"{stem}{SEALED}")
+            fsync_dir(dst_dir)
+            sealed += 1
+    return sealed
+
+
+class SegmentWriter:
+    """Writes one stream as rotating JSONL segments; a single writer per (roots, tail)."""
+
+    def __init__(
+        self,
+        spool: Path,
+        ready: Path,
+        tail: str,
+        *,
+        writer_id: str,
+        rotate_s: float = 60.0,
+        max_bytes: int = 64 * 1024 * 1024,
+        flush_s: float = 0.2,
+        pressure: PressureLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if "-" in tail or not writer_id:
+            raise ValueError(f"bad stream tail {tail!r} or writer id {writer_id!r}")
+        self.spool, self.ready, self.tail = Path(spool), Path(ready), tail
+        self.writer_id = writer_id
+        self.rotate_s, self.max_bytes, self.flush_s = rotate_s, max_bytes, flush_s
+        self.pressure = pressure or PressureLimits()
+        self._clock = clock
+        self._fh: object | None = None
+        self._fd: int | None = None
+        self._partition: str | None = None
+        self._stem = ""
+        self._seq = 0
+        self._opened_at = 0.0
+        self._last_flush = 0.0
+        self._size = 0
+        self._buf: list[bytes] = []
+        self._shards_in_partition = 0
+        self._roll_early = False
+        self.rows_written = 0
+        self.segments_sealed = 0
+        self.recovered = recover_parts(self.spool, self.ready, tail)
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def write(self, line: bytes, ts_ms: int) -> None:
+        """Append one JSON line (without newline); ``ts_ms`` (event time) names a new segment."""
+        if self._fd is None:
+            self._open(ts_ms)
+        elif utc_day(ts_ms) != self._partition_day():
+            self.seal()
+            self._open(ts_ms)
+        self._buf.append(line + b"\n")
+        self._size += len(line) + 1
+        self.rows_written += 1
+        self.tick()
+
+    def tick(self) -> None:
+        """Flush when the flush interval has passed; seal on the rotation time or size."""
+        if self._fd is None:
+            return
+        now = self._clock()
+        if now - self._opened_at >= self.rotate_s or self._size >= self.max_bytes:
+            self.seal()
+        elif self._buf and now - self._last_flush >= self.flush_s:
+            self._flush(now)
+
+    def flush(self) -> None:
+        """Push buffered lines to the open segment now (readers can see them)."""
+        if self._fd is not None:
+            self._flush(self._clock())
+
+    def seal(self) -> None:
+        """Flush, fsync and move the open segment to ready/; no-op when none is open."""
+        if self._fd is None or self._partition is None:
+            return
+        self._flush(self._clock())
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        src = self.spool / self._partition / self.tail / f"{self._stem}{PART}"
+        dst_dir = self.ready / self._partition / self.tail
+        dst_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst_dir / f"{self._stem}{SEALED}")
+        fsync_dir(dst_dir)
+        self.segments_sealed += 1
+        self._shards_in_partition += 1
+        if self._shards_in_partition >= self.pressure.max_shards or self._size > self.pressure.max_file_bytes:
+            self._roll_early = True
+
+    def close(self) -> None:
+        self.seal()
+
+    def _partition_day(self) -> str:
+        return (self._partition or "")[:8]
+
+    def _flush(self, now: float) -> None:
+        if self._buf and self._fd is not None:
+            data = b"".join(self._buf)
+            self._buf.clear()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        self._last_flush = now
+
+    def _open(self, ts_ms: int) -> None:
+        day = utc_day(ts_ms)
+        if self._partition is None or self._partition_day() != day:
+            self._partition = self._latest_partition(day)
+            self._shards_in_partition = len(_stems(self.ready / self._partition / self.tail, SEALED))
+            self._roll_early = self._shards_in_partition >= self.pressure.max_shards
+        if self._roll_early:
+            self._partition = _next_partition(self._partition)
+            self._shards_in_partition = 0
+            self._roll_early = False
+        self._seq += 1
+        self._stem = f"{ts_ms:013d}-{self.writer_id}-{self._seq:05d}"
+        directory = self.spool / self._partition / self.tail
+        directory.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(directory / f"{self._stem}{PART}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._opened_at = self._last_flush = self._clock()
+        self._size = 0
+
+    def _latest_partition(self, day: str) -> str:
+        """The newest partition of ``day`` that holds this stream, so a restart never goes back."""
+        mine = [
+            p
+            for p in _partitions(self.spool, self.ready)
+            if p.startswith(day) and (self.ready / p / self.tail).is_dir()
+        ]
+        return mine[-1] if mine else day
+
+
+def _next_partition(partition: str) -> str:
+    day, _, n = partition.partition("_")
+    return f"{day}_{int(n or 0) + 1:02d}"
+
+
+class SegmentFollower:
+    """Reads one stream in write order, complete lines only, resumable from a :class:`Position`.
+
+    It never skips a segment that is still open: a ``.part`` left by a dead writer is sealed by
+    that stream's next writer (:func:`recover_parts`), and reading resumes then.
+    ``stem_filter`` keeps only segments whose name contains it (a run id).
+    """
+
+    def __init__(
+        self,
+        spool: Path,
+        ready: Path,
+        tail: str,
+        *,
+        position: Position | None = None,
+        stem_filter: str | None = None,
+    ) -> None:
+        self.spool, self.ready, self.tail = Path(spool), Path(ready), tail
+        self.position = position
+        self.stem_filter = stem_filter
+        self.torn_tails = 0
+
+    def read(self, max_lines: int = 10_000) -> list[tuple[bytes, Position]]:
+        """Up to ``max_lines`` new lines, each with the position it started at."""
+        out: list[tuple[bytes, Position]] = []
+        while len(out) < max_lines:
+            if self.position is None:
+                self.position = self._first()
+                if self.position is None:
+                    break
+            pos = self.position
+            if not self._read_segment(pos, max_lines - len(out), out):
+                break
+            nxt = self._next_after(pos)
+            if nxt is None:
+                break
+            self.position = nxt
+        return out
+
+    def _read_segment(self, pos: Position, budget: int, out: list[tuple[bytes, Position]]) -> bool:
+        """Append complete lines of ``pos``'s segment; True when it is sealed and read to the end."""
+        for _ in range(3):
+            sealed_path = self.ready / pos.partition / self.tail / f"{pos.stem}{SEALED}"
+            part_path = self.spool / pos.partition / self.tail / f"{pos.stem}{PART}"
+            sealed = sealed_path.exists()
+            try:
+                with open(sealed_path if sealed else part_path, "rb") as fh:
+                    fh.seek(pos.offset)
+                    data = fh.read(_CHUNK)
+            except FileNotFoundError:
+                continue  # renamed between the check and the open: look again
+            break
+        else:
+            return False
+        at_eof = len(data) < _CHUNK
+        lines = data.split(b"\n")
+        fragment = lines.pop()  # bytes after the last newline: an incomplete line, or b""
+        consumed = 0
+        for line in lines:
+            if budget == 0:
+                break
+            if line:
+                out.append((line, Position(pos.partition, pos.stem, pos.offset + consumed)))
+                budget -= 1
+            consumed += len(line) + 1
+        finished = sealed and at_eof and consumed == len(data) - len(fragment)
+        if finished and fragment:
+            # A sealed file ends mid-line only when damaged; the fragment cannot be completed.
+            self.torn_tails += 1
+            consumed += len(fragment)
+        self.position = Position(pos.partition, pos.stem, pos.offset + consumed)
+        return finished
+
+    def _segments(self) -> Iterator[tuple[str, str]]:
+        for partition in _partitions(self.spool, self.ready):
+            stems = set(_stems(self.ready / partition / self.tail, SEALED))
+            stems.update(_stems(self.spool / partition / self.tail, PART))
+            for stem in sorted(stems):
+                if self.stem_filter is None or self.stem_filter in stem:
+                    yield partition, stem
+
+    def _first(self) -> Position | None:
+        for partition, stem in self._segments():
+            return Position(partition, stem, 0)
+        return None
+
+    def _next_after(self, pos: Position) -> Position | None:
+        for partition, stem in self._segments():
+            if (partition, stem) > (pos.partition, pos.stem):
+                return Position(partition, stem, 0)
+        return None

@@ -1,0 +1,120 @@
+"""Signal sinks behind one interface, chosen by ``signal.sink`` (or ``V13_SINK``).
+
+``open_sink`` gives the writer side (:class:`SignalSink`), ``open_signal_reader`` the follower
+side used by the broker and the report; both work the same for ``jsonl`` and ``sqlite``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from v13.checkpoint import Checkpoint
+from v13.config import Config, SinkKind
+from v13.contracts import SignalRow
+from v13.deadletter import Deadletter
+from v13.layout import Layout
+from v13.reader import StreamReader
+from v13.segments import PressureLimits
+from v13.sinks.base import SignalSink, SinkBackend, SinkCounters
+from v13.sinks.jsonl import JsonlBackend
+from v13.sinks.sqlite import SqliteBackend, SqliteSignalReader
+
+__all__ = [
+    "JsonlSignalReader",
+    "SignalReader",
+    "SignalSink",
+    "SinkBackend",
+    "SinkCounters",
+    "open_signal_reader",
+    "open_sink",
+    "pressure_limits",
+]
+
+
+class SignalReader(Protocol):
+    """Follows the signal rows of one run, from a checkpoint."""
+
+    rows: int
+    rejected: int
+
+    def poll(self, max_rows: int = 5000) -> list[SignalRow]: ...
+
+    def commit(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlSignalReader:
+    """Follows the JSONL signal sink's segments of one run."""
+
+    def __init__(
+        self, layout: Layout, run_id: str, *, checkpoint: Checkpoint | None, deadletter: Deadletter | None
+    ) -> None:
+        self._reader = StreamReader(
+            layout.signal_spool,
+            layout.signal_ready,
+            "signal",
+            checkpoint=checkpoint,
+            deadletter=deadletter,
+            stem_filter=run_id,
+        )
+
+    @property
+    def rows(self) -> int:
+        return self._reader.rows
+
+    @property
+    def rejected(self) -> int:
+        return self._reader.rejected
+
+    def poll(self, max_rows: int = 5000) -> list[SignalRow]:
+        return [row for _tail, row in self._reader.poll(max_rows)]
+
+    def commit(self) -> None:
+        self._reader.commit()
+
+    def close(self) -> None:
+        return None
+
+
+def pressure_limits(cfg: Config) -> PressureLimits:
+    return PressureLimits(
+        max_shards=cfg.segments.pressure_max_shards,
+        max_file_bytes=int(cfg.segments.pressure_max_file_mb * 1024 * 1024),
+    )
+
+
+def open_sink(cfg: Config, layout: Layout, run_id: str) -> SignalSink:
+    """The configured sink, its writer thread started and its backend open."""
+    backend: SinkBackend
+    if cfg.signal.sink is SinkKind.SQLITE:
+        backend = SqliteBackend(layout.signals_db)
+    else:
+        backend = JsonlBackend(
+            layout.signal_spool,
+            layout.signal_ready,
+            run_id,
+            rotate_s=cfg.segments.rotate_seconds,
+            max_bytes=int(cfg.segments.rotate_max_mb * 1024 * 1024),
+            pressure=pressure_limits(cfg),
+        )
+    return SignalSink(
+        backend,
+        queue_max=cfg.signal.queue_max,
+        flush_s=min(cfg.signal.sqlite_flush_ms, cfg.segments.flush_ms) / 1000,
+        batch_rows=cfg.signal.sqlite_batch_rows,
+    )
+
+
+def open_signal_reader(
+    cfg: Config,
+    layout: Layout,
+    run_id: str,
+    *,
+    checkpoint: Checkpoint | None = None,
+    deadletter: Deadletter | None = None,
+) -> SignalReader:
+    """A follower of the configured sink's rows of ``run_id``."""
+    if cfg.signal.sink is SinkKind.SQLITE:
+        return SqliteSignalReader(layout.signals_db, run_id, checkpoint=checkpoint, deadletter=deadletter)
+    return JsonlSignalReader(layout, run_id, checkpoint=checkpoint, deadletter=deadletter)

@@ -1,0 +1,192 @@
+"""The signal sink front: a bounded queue drained by a writer thread into a backend.
+
+``put`` never blocks the engine: a full queue drops the row and counts it (``dropped``; the
+signal stage reports it, the acceptance run requires 0). ``durable_seq`` tells which rows have
+reached the backend durably, so the caller checkpoints its input only up to there.
+
+Example::
+
+    sink = SignalSink(SqliteBackend(path), queue_max=20000, flush_s=0.2)
+    seq = sink.put(row)            # None when dropped
+    ...
+    if sink.durable_seq >= seq: reader.commit()
+    sink.close()                   # drains, flushes, closes
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from v13.contracts import SignalRow
+
+__all__ = ["SignalSink", "SinkBackend", "SinkCounters"]
+
+
+class SinkBackend(Protocol):
+    """Where rows end up; called from the sink's writer thread only."""
+
+    kind: str
+
+    def open(self) -> None: ...
+
+    def write_batch(self, rows: Sequence[SignalRow]) -> int:
+        """Write rows (idempotent on run_id, symbol, ts_ms); returns how many were new."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written durable and visible to readers."""
+        ...
+
+    def tick(self) -> None:
+        """Periodic housekeeping (time-based rotation), called while idle too."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SinkCounters:
+    """What a health check needs from a sink."""
+
+    written: int
+    duplicates: int
+    dropped: int
+    queue_size: int
+    flushes: int
+
+
+class SignalSink:
+    """Bounded, non-blocking front of a :class:`SinkBackend`."""
+
+    def __init__(
+        self, backend: SinkBackend, *, queue_max: int, flush_s: float = 0.2, batch_rows: int = 500
+    ) -> None:
+        self.backend = backend
+        self.kind = backend.kind
+        self.queue_max = queue_max
+        self.flush_s = flush_s
+        self.batch_rows = batch_rows
+        self._queue: deque[tuple[int, SignalRow]] = deque()
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._durable_seq = 0
+        self._written = 0
+        self._duplicates = 0
+        self._dropped = 0
+        self._flushes = 0
+        self._closing = False
+        self._error: BaseException | None = None
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sink-{self.kind}", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        self._raise_if_failed()
+
+    def put(self, row: SignalRow) -> int | None:
+        """Queue a row; returns its sequence number, or None when the queue was full (dropped)."""
+        with self._cond:
+            self._raise_if_failed()
+            if len(self._queue) >= self.queue_max:
+                self._dropped += 1
+                return None
+            self._seq += 1
+            self._queue.append((self._seq, row))
+            if len(self._queue) >= self.batch_rows:
+                self._cond.notify()
+            return self._seq
+
+    @property
+    def durable_seq(self) -> int:
+        """Highest sequence number whose row (and every earlier one) is durable."""
+        with self._cond:
+            return self._durable_seq
+
+    @property
+    def last_seq(self) -> int:
+        with self._cond:
+            return self._seq
+
+    def counters(self) -> SinkCounters:
+        with self._cond:
+            return SinkCounters(
+                written=self._written,
+                duplicates=self._duplicates,
+                dropped=self._dropped,
+                queue_size=len(self._queue),
+                flushes=self._flushes,
+            )
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until everything queued so far is durable; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._seq
+            self._cond.notify_all()
+            while self._durable_seq < target:
+                self._raise_if_failed()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+            return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Drain the queue, flush the backend, stop the writer thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"{self.kind} sink writer failed: {self._error}") from self._error
+
+    def _run(self) -> None:
+        try:
+            self.backend.open()
+        except BaseException as exc:
+            self._error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            self._loop()
+        except BaseException as exc:
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+        finally:
+            self.backend.close()
+
+    def _loop(self) -> None:
+        last_flush = time.monotonic()
+        pending_seq = 0
+        while True:
+            with self._cond:
+                if not self._queue and not self._closing:
+                    self._cond.wait(self.flush_s)
+                batch = [self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))]
+                closing = self._closing and not self._queue
+            if batch:
+                new = self.backend.write_batch([row for _, row in batch])
+                pending_seq = batch[-1][0]
+                with self._cond:
+                    self._written += new
+                    self._duplicates += len(batch) - new
+            self.backend.tick()
+            now = time.monotonic()
+            if pending_seq > self._durable_seq and (closing or now - last_flush >= self.flush_s or not batch):
+                self.backend.flush()
+                last_flush = now
+                with self._cond:
+                    self._durable_seq = pending_seq
+                    self._flushes += 1
+                    self._cond.notify_all()
+            if closing:
+                return
