@@ -196,7 +196,8 @@ def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path)
     rows = [row.trade_id for _t, row in reader.poll()]
     assert rows == [0, 4]
     assert reader.rejected == 3 and dl.count == 3
-    entries = [orjson.loads(x) for f in (tmp_path / "deadletter/signal").glob("*.jsonl") for x in f.read_bytes().splitlines()]
+    dl_files = (tmp_path / "deadletter/signal").glob("*.jsonl")
+    entries = [orjson.loads(x) for f in dl_files for x in f.read_bytes().splitlines()]
     assert [e["line"] for e in entries] == ['{"not": "a trade"}', "{broken json", entries[2]["line"]]
     assert "price" in entries[2]["reason"]
     assert all(e["source"].endswith(TAIL + "/" + e["position"][1]) for e in entries)
@@ -257,7 +258,8 @@ def test_stem_filter_keeps_one_runs_segments(tmp_path: Path) -> None:
         for i in range(base, base + 3):
             w.write(trade_line(i), DAY0 + i)
         w.close()
-    got = [orjson.loads(line)["trade_id"] for line, _ in SegmentFollower(spool, ready, TAIL, stem_filter="runB").read()]
+    follower = SegmentFollower(spool, ready, TAIL, stem_filter="runB")
+    got = [orjson.loads(line)["trade_id"] for line, _ in follower.read()]
     assert got == [100, 101, 102]
 
 
