@@ -1,0 +1,1 @@
+"""``python -m v13.sim``: write a simulated data set (fast pace) in the harvest's layout."""

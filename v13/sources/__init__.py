@@ -1,0 +1,1 @@
+"""Market-data sources: the embedded simulator (default), file replay, live Binance."""

@@ -1,0 +1,93 @@
+"""The harvest's output streams: raw trades and books, and feature rows, one segment stream each
+per symbol under the layout of DESIGN.md section 3::
+
+    data/raw/<YYYYMMDD>/<SYMBOL>/trades/*.jsonl     data/raw/<YYYYMMDD>/<SYMBOL>/book/*.jsonl
+    data/preview/<YYYYMMDD>/<SYMBOL>/features/*.jsonl
+    data/spool/{raw,preview}/...                    (the open *.part segments)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from v13.config import SegmentsConfig
+from v13.contracts import BookRow, FeatureRow, TradeRow, encode_row
+from v13.segments import PressureLimits, SegmentWriter
+
+__all__ = ["StreamSet", "raw_tail"]
+
+_RAW_KIND = {TradeRow: "trades", BookRow: "book"}
+
+
+def raw_tail(symbol: str, kind: str) -> str:
+    """Stream name inside a partition: ``BTCUSDT/trades``, ``BTCUSDT/book``, ``BTCUSDT/features``."""
+    return f"{symbol}/{kind}"
+
+
+class StreamSet:
+    """Lazily opened writers for every (symbol, kind) the harvest produces."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        writer_id: str,
+        seg: SegmentsConfig,
+        *,
+        write_raw: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.writer_id = writer_id
+        self.seg = seg
+        self.write_raw = write_raw
+        self._clock = clock
+        self.writers: dict[tuple[str, str], SegmentWriter] = {}
+        self.rows = {"trades": 0, "book": 0, "features": 0}
+
+    def write(self, row: TradeRow | BookRow | FeatureRow) -> None:
+        if isinstance(row, FeatureRow):
+            kind, root = "features", "preview"
+        else:
+            if not self.write_raw:
+                return
+            kind, root = _RAW_KIND[type(row)], "raw"
+        self._writer(root, row.symbol, kind).write(encode_row(row), row.ts_ms)
+        self.rows[kind] += 1
+
+    def tick(self) -> None:
+        for writer in self.writers.values():
+            writer.tick()
+
+    def flush(self) -> None:
+        for writer in self.writers.values():
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    @property
+    def segments_sealed(self) -> int:
+        return sum(w.segments_sealed for w in self.writers.values())
+
+    def _writer(self, root: str, symbol: str, kind: str) -> SegmentWriter:
+        key = (symbol, kind)
+        writer = self.writers.get(key)
+        if writer is None:
+            extra = {"clock": self._clock} if self._clock is not None else {}
+            writer = SegmentWriter(
+                self.data_dir / "spool" / root,
+                self.data_dir / root,
+                raw_tail(symbol, kind),
+                writer_id=self.writer_id,
+                rotate_s=self.seg.rotate_seconds,
+                max_bytes=int(self.seg.rotate_max_mb * 1024 * 1024),
+                flush_s=self.seg.flush_ms / 1000,
+                pressure=PressureLimits(
+                    self.seg.pressure_max_shards, int(self.seg.pressure_max_file_mb * 1024 * 1024)
+                ),
+                **extra,  # type: ignore[arg-type]
+            )
+            self.writers[key] = writer
+        return writer
