@@ -72,7 +72,8 @@ class _Symbol:
         """A gap: nothing is summed through the hole."""
         self.prev_bids = self.prev_asks = None
         self.prev_mid = None
-        self.cvd = 0.0
+        # cvd restarts; trades already counted in the open interval stay counted in both
+        self.cvd = self.interval.cvd_delta if self.interval is not None else 0.0
         for stats in (self.ofi_stats, self.cvd_stats, self.vol_stats, self.trades_60s):
             stats.clear()
         self.history.clear()
