@@ -73,10 +73,11 @@ class StreamReader:
     def positions(self) -> dict[str, list[str | int]]:
         return {t: f.position.to_list() for t, f in self.followers.items() if f.position is not None}
 
-    def commit(self) -> None:
-        """Save every tail's position (call once what was read is safely handled)."""
+    def commit(self, extra: dict[str, Any] | None = None) -> None:
+        """Save every tail's position (call once what was read is safely handled), with
+        ``extra`` state of the consumer in the same atomic file."""
         if self.checkpoint is not None:
-            self.checkpoint.save({"positions": self.positions()})
+            self.checkpoint.save({"positions": self.positions(), **(extra or {})})
 
     def _discover(self) -> None:
         now = time.monotonic()

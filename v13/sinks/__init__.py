@@ -6,7 +6,7 @@ side used by the broker and the report; both work the same for ``jsonl`` and ``s
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from v13.checkpoint import Checkpoint
 from v13.config import Config, SinkKind
@@ -39,7 +39,7 @@ class SignalReader(Protocol):
 
     def poll(self, max_rows: int = 5000) -> list[SignalRow]: ...
 
-    def commit(self) -> None: ...
+    def commit(self, extra: dict[str, Any] | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -70,8 +70,8 @@ class JsonlSignalReader:
     def poll(self, max_rows: int = 5000) -> list[SignalRow]:
         return [row for _tail, row in self._reader.poll(max_rows)]
 
-    def commit(self) -> None:
-        self._reader.commit()
+    def commit(self, extra: dict[str, Any] | None = None) -> None:
+        self._reader.commit(extra)
 
     def close(self) -> None:
         return None

@@ -147,9 +147,9 @@ class SqliteSignalReader:
         self.rows += len(out)
         return out
 
-    def commit(self) -> None:
+    def commit(self, extra: dict[str, Any] | None = None) -> None:
         if self.checkpoint is not None:
-            self.checkpoint.save({"rowid": self.rowid})
+            self.checkpoint.save({"rowid": self.rowid, **(extra or {})})
 
     def close(self) -> None:
         if self._conn is not None:

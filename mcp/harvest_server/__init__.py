@@ -1,0 +1,1 @@
+"""The harvest stage process: `python -m mcp.harvest_server.app`."""

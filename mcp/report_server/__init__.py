@@ -1,0 +1,1 @@
+"""The report stage process: `python -m mcp.report_server.app`."""

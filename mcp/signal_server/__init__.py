@@ -1,0 +1,1 @@
+"""The signal stage process: `python -m mcp.signal_server.app`."""

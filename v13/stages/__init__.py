@@ -1,0 +1,1 @@
+"""The four stage processes' main loops; ``mcp/<stage>_server/app.py`` are thin shells over these."""

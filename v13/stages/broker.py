@@ -1,0 +1,131 @@
+"""broker (mock): follows the signal sink (JSONL or SQLite, whichever is configured) and places
+paper orders, appended as contract ``order`` rows to ``runtime/mock_orders.jsonl``.
+
+Only ``--mock 1`` exists: this broker never talks to an exchange. The reader position and the
+account state are saved together in one checkpoint after the orders are written; order ids are
+deterministic, so a restart that replays the tail does not append an order twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import orjson
+
+from v13.broker import Broker
+from v13.checkpoint import Checkpoint
+from v13.contracts import encode_row
+from v13.deadletter import Deadletter
+from v13.errors import UsageError
+from v13.fsutil import atomic_write_json, now_ms
+from v13.sinks import open_signal_reader
+from v13.stage import StageRuntime, resolve_run_id
+from v13.stages.common import add_common_args, stage_setup
+
+__all__ = ["main", "orders_of_run"]
+
+
+def orders_of_run(path: Path, run_id: str) -> list[dict[str, object]]:
+    """The order rows of one run in ``mock_orders.jsonl`` (complete lines only)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and doc.get("run_id") == run_id:
+            out.append(doc)
+    return out
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line left by a crash, so the next append starts on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mcp.broker_gateway_server.app", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--mock", default=None, help="must be 1: orders are simulated, never sent")
+    args = parser.parse_args(argv)
+    if args.mock != "1":
+        raise UsageError(
+            f"--mock {args.mock!r} is not supported: only the mock broker exists (pass --mock 1); "
+            "use PAPER_ENABLE=1 for paper positions"
+        )
+    cfg, layout = stage_setup(args)
+    run_id = resolve_run_id(layout, first_stage=False)
+    rt = StageRuntime("broker", cfg, layout, run_id)
+    checkpoint = Checkpoint(layout.state_file("broker"), run_id)
+    saved = checkpoint.load() or {}
+    broker = Broker(cfg.broker, run_id, saved.get("broker"))
+    reader = open_signal_reader(
+        cfg,
+        layout,
+        run_id,
+        checkpoint=checkpoint,
+        deadletter=Deadletter(layout.deadletter_dir, "broker", run_id),
+    )
+    orders_path = layout.orders_file
+    orders_path.parent.mkdir(parents=True, exist_ok=True)
+    _repair_tail(orders_path)
+    known = {str(o["order_id"]) for o in orders_of_run(orders_path, run_id)}
+    rt.count("out", len(known))
+    last_positions = 0.0
+    rt.started(sink=cfg.signal.sink.value, mode="paper" if broker.paper else "mock")
+    with open(orders_path, "ab") as out:
+        try:
+            while not rt.stopping:
+                batch = reader.poll(2000)
+                lines = []
+                for sig in batch:
+                    order = broker.on_signal(sig)
+                    rt.last_event_ts_ms = sig.ts_ms
+                    if order is None or order.order_id in known:
+                        continue
+                    known.add(order.order_id)
+                    lines.append(encode_row(order) + b"\n")
+                    rt.count("out")
+                    rt.count(order.side.lower())
+                if lines:
+                    out.write(b"".join(lines))
+                    out.flush()
+                    os.fsync(out.fileno())
+                if batch:
+                    reader.commit({"broker": broker.state()})
+                rt.count("in", len(batch))
+                rt.counters["deadletter"] = reader.rejected
+                if time.monotonic() - last_positions >= 1.0:
+                    last_positions = time.monotonic()
+                    _write_positions(layout.runtime_dir / "positions.json", broker, run_id)
+                rt.beat()
+                if not batch:
+                    rt.wait(0.05)
+        finally:
+            _write_positions(layout.runtime_dir / "positions.json", broker, run_id)
+            reader.close()
+            rt.stopped()
+    return 0
+
+
+def _write_positions(path: Path, broker: Broker, run_id: str) -> None:
+    atomic_write_json(
+        path,
+        {
+            "run_id": run_id,
+            "mode": "paper" if broker.paper else "mock",
+            "ts_ms": now_ms(),
+            **broker.totals(),
+            "symbols": broker.state(),
+        },
+    )

@@ -1,0 +1,59 @@
+"""report: follows the run's signals and orders and rewrites the summary
+(``logs/report/summary_<YYYYMMDD_HHMM>.{json,md,png}``) every ``report.interval_s`` and at stop.
+
+Each rewrite recounts the run's files with :func:`v13.report.build_report`, the same function
+the orchestrator uses for the final report after the other stages stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from v13.errors import UsageError
+from v13.report import build_report, report_stamp, write_report
+from v13.stage import StageRuntime, resolve_run_id
+from v13.stages.common import add_common_args, stage_setup
+
+__all__ = ["main"]
+
+FIRST_REPORT_S = 2.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mcp.report_server.app", description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--tail", type=Path, default=None,
+                        help="the JSONL signal ready directory, e.g. ./runtime/ready/signal")  # fmt: skip
+    args = parser.parse_args(argv)
+    overrides = None
+    if args.tail is not None:
+        if args.tail.parts[-2:] != ("ready", "signal"):
+            raise UsageError(f"--tail {args.tail} must be a <runtime>/ready/signal directory")
+        overrides = {"paths.runtime_dir": str(args.tail.parent.parent)}
+    cfg, layout = stage_setup(args, overrides)
+    run_id = resolve_run_id(layout, first_stage=False)
+    rt = StageRuntime("report", cfg, layout, run_id)
+    stamp = report_stamp(run_id, rt.started_ts_ms)
+    rt.started(sink=cfg.signal.sink.value, summary=layout.report_dir / f"summary_{stamp}.json")
+    next_at = time.monotonic() + FIRST_REPORT_S
+
+    def refresh() -> None:
+        report = build_report(cfg, layout, run_id)
+        write_report(report, layout.report_dir, stamp, chart=cfg.report.chart)
+        rt.counters["in"] = report.rows
+        rt.count("out")
+        rt.counters["orders"] = report.orders.count
+
+    try:
+        while not rt.stopping:
+            if time.monotonic() >= next_at:
+                refresh()
+                next_at = time.monotonic() + cfg.report.interval_s
+            rt.beat()
+            rt.wait(min(0.5, max(0.0, next_at - time.monotonic())))
+    finally:
+        refresh()
+        rt.stopped()
+    return 0
