@@ -1,0 +1,209 @@
+"""Readiness and health probes, declared per child (never slept for).
+
+A ready probe answers "is it up?" (log keyword, file glob with a minimum size, SQLite table with
+rows); a health probe returns findings, each with the action it calls for:
+
+* ``restart`` — the child is unhealthy (stale heartbeat, no output cadence);
+* ``stop_run`` — the run must end early (rows dropped, JSONL rotation stalled; card section 8);
+* ``warn`` — recorded and reported (deadletter not empty, no broker throughput).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from orchestrator.process import Child
+
+__all__ = [
+    "Action",
+    "AllOf",
+    "FileGlob",
+    "Finding",
+    "HealthProbe",
+    "LogKeyword",
+    "ReadyProbe",
+    "SqliteRows",
+    "StageHealth",
+]
+
+
+class ReadyProbe(Protocol):
+    def ready(self, child: Child) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class LogKeyword:
+    """Ready once the child wrote ``keyword`` to stderr or stdout since this start."""
+
+    keyword: str = "Server started"
+
+    def ready(self, child: Child) -> bool:
+        if self.keyword in child.stderr_text():
+            return True
+        try:
+            return self.keyword in child.stdout_path.read_text(errors="replace")
+        except OSError:
+            return False
+
+    def describe(self) -> str:
+        return f"log line {self.keyword!r}"
+
+
+@dataclass(frozen=True)
+class FileGlob:
+    """Ready once a file matching ``pattern`` under ``root`` has at least ``min_size`` bytes."""
+
+    root: Path
+    pattern: str
+    min_size: int = 1
+
+    def ready(self, child: Child) -> bool:
+        for path in self.root.glob(self.pattern):
+            try:
+                if path.stat().st_size >= self.min_size:
+                    return True
+            except FileNotFoundError:
+                continue
+        return False
+
+    def describe(self) -> str:
+        return f"a file {self.root}/{self.pattern} of at least {self.min_size} bytes"
+
+
+@dataclass(frozen=True)
+class SqliteRows:
+    """Ready once ``table`` of ``db`` is readable and holds at least one row."""
+
+    db: Path
+    table: str = "signals"
+
+    def ready(self, child: Child) -> bool:
+        if not self.db.exists():
+            return False
+        try:
+            with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1.0)) as conn:
+                return conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is not None
+        except sqlite3.Error:
+            return False
+
+    def describe(self) -> str:
+        return f"table {self.table} of {self.db} readable with a row"
+
+
+@dataclass(frozen=True)
+class AllOf:
+    probes: tuple[ReadyProbe, ...]
+
+    def ready(self, child: Child) -> bool:
+        return all(p.ready(child) for p in self.probes)
+
+    def describe(self) -> str:
+        return " and ".join(p.describe() for p in self.probes)
+
+
+class Action(Enum):
+    RESTART = "restart"
+    STOP_RUN = "stop_run"
+    WARN = "warn"
+
+
+@dataclass(frozen=True)
+class Finding:
+    action: Action
+    code: str
+    detail: str
+
+
+class HealthProbe(Protocol):
+    def check(self, child: Child, uptime_s: float) -> list[Finding]: ...
+
+
+def _newest_mtime(root: Path, pattern: str) -> float | None:
+    newest = None
+    for path in root.glob(pattern):
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        newest = mtime if newest is None else max(newest, mtime)
+    return newest
+
+
+@dataclass
+class StageHealth:
+    """The health of one stage from its status file, plus optional extra checks.
+
+    ``cadence``: (root, glob, action) — a file must have been sealed there within
+    ``cadence_window_s`` once the stage has been up for longer than that.
+    """
+
+    status_file: Path
+    run_id: str
+    heartbeat_max_age_s: float
+    cadence: list[tuple[Path, str, Action]] = field(default_factory=list)
+    cadence_window_s: float = 60.0
+    deadletter_dir: Path | None = None
+    throughput_counter: str | None = None
+    fresh_file: tuple[Path, str, float] | None = None
+    clock: Callable[[], float] = time.time
+    _counter_seen: tuple[float, int] | None = None
+    last_status: dict[str, object] | None = None
+
+    def check(self, child: Child, uptime_s: float) -> list[Finding]:
+        out: list[Finding] = []
+        now = self.clock()
+        try:
+            status = orjson.loads(self.status_file.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            status = None
+        self.last_status = status
+        if status is None or status.get("run_id") != self.run_id:
+            if uptime_s > self.heartbeat_max_age_s:
+                out.append(
+                    Finding(Action.RESTART, "NO_STATUS", f"no status file of this run at {self.status_file}")
+                )
+            return out
+        age = now - status["ts_ms"] / 1000
+        if age > self.heartbeat_max_age_s:
+            out.append(Finding(Action.RESTART, "HEARTBEAT_STALE", f"last heartbeat {age:.1f} s ago"))
+        dropped = int(status.get("counters", {}).get("dropped", 0))
+        if dropped:
+            out.append(Finding(Action.STOP_RUN, "DROPPED", f"{dropped} rows dropped"))
+        if uptime_s > self.cadence_window_s + 15:
+            for root, pattern, action in self.cadence:
+                newest = _newest_mtime(root, pattern)
+                if newest is None or now - newest > self.cadence_window_s:
+                    code = "ROTATION_STALLED" if action is Action.STOP_RUN else "NO_CADENCE"
+                    out.append(
+                        Finding(action, code, f"no new {root}/{pattern} in {self.cadence_window_s:.0f} s")
+                    )
+            if self.throughput_counter:
+                value = int(status.get("counters", {}).get(self.throughput_counter, 0))
+                seen = self._counter_seen
+                if seen is None or now - seen[0] >= self.cadence_window_s:
+                    if seen is not None and value <= seen[1]:
+                        out.append(
+                            Finding(Action.WARN, "NO_THROUGHPUT", f"{self.throughput_counter} did not grow")
+                        )
+                    self._counter_seen = (now, value)
+        if self.fresh_file is not None and uptime_s > self.fresh_file[2]:
+            root, pattern, max_age = self.fresh_file
+            newest = _newest_mtime(root, pattern)
+            if newest is None or now - newest > max_age:
+                out.append(
+                    Finding(Action.WARN, "STALE_REPORT", f"{root}/{pattern} older than {max_age:.0f} s")
+                )
+        if self.deadletter_dir is not None and any(self.deadletter_dir.rglob("*.jsonl")):
+            out.append(Finding(Action.WARN, "DEADLETTER", f"rows rejected into {self.deadletter_dir}"))
+        return out
