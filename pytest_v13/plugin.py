@@ -39,7 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _wants_html(config: pytest.Config) -> bool:
-    return any("acceptance" in str(arg) for arg in config.args)
+    """True when the session runs the acceptance directory (``tests/acceptance`` or a file in it)."""
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if "acceptance" in path.parts[:-1] or path.name == "acceptance":
+            return True
+    return False
 
 
 def _sigterm_to_interrupt(_signum: int, _frame: Any) -> None:
