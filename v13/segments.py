@@ -28,7 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from v13.config import SegmentsConfig
 from v13.fsutil import fsync_dir, utc_day
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "SegmentWriter",
     "discover_tails",
     "recover_parts",
+    "writer_options",
 ]
 
 PART = ".part"
@@ -71,6 +74,17 @@ class PressureLimits:
 
     max_shards: int = 5000
     max_file_bytes: int = 200 * 1024 * 1024
+
+
+def writer_options(seg: SegmentsConfig) -> dict[str, Any]:
+    """:class:`SegmentWriter` keyword arguments from the ``segments`` config section."""
+    mb = 1024 * 1024
+    return {
+        "rotate_s": seg.rotate_seconds,
+        "max_bytes": int(seg.rotate_max_mb * mb),
+        "flush_s": seg.flush_ms / 1000,
+        "pressure": PressureLimits(seg.pressure_max_shards, int(seg.pressure_max_file_mb * mb)),
+    }
 
 
 def _partitions(*roots: Path) -> list[str]:
@@ -340,8 +354,10 @@ class SegmentFollower:
 
     def _segments(self) -> Iterator[tuple[str, str]]:
         for partition in _partitions(self.spool, self.ready):
-            stems = set(_stems(self.ready / partition / self.tail, SEALED))
-            stems.update(_stems(self.spool / partition / self.tail, PART))
+            # spool first: a part sealed between the two listings is then found in ready/;
+            # listed the other way round it would be in neither and skipped
+            stems = set(_stems(self.spool / partition / self.tail, PART))
+            stems.update(_stems(self.ready / partition / self.tail, SEALED))
             for stem in sorted(stems):
                 if self.stem_filter is None or self.stem_filter in stem:
                     yield partition, stem

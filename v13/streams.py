@@ -13,7 +13,7 @@ from pathlib import Path
 
 from v13.config import SegmentsConfig
 from v13.contracts import BookRow, FeatureRow, TradeRow, encode_row
-from v13.segments import PressureLimits, SegmentWriter
+from v13.segments import SegmentWriter, writer_options
 
 __all__ = ["StreamSet", "raw_tail"]
 
@@ -81,13 +81,8 @@ class StreamSet:
                 self.data_dir / root,
                 raw_tail(symbol, kind),
                 writer_id=self.writer_id,
-                rotate_s=self.seg.rotate_seconds,
-                max_bytes=int(self.seg.rotate_max_mb * 1024 * 1024),
-                flush_s=self.seg.flush_ms / 1000,
-                pressure=PressureLimits(
-                    self.seg.pressure_max_shards, int(self.seg.pressure_max_file_mb * 1024 * 1024)
-                ),
-                **extra,  # type: ignore[arg-type]
+                **writer_options(self.seg),
+                **extra,
             )
             self.writers[key] = writer
         return writer

@@ -266,3 +266,37 @@ def test_stem_filter_keeps_one_runs_segments(tmp_path: Path) -> None:
 def test_writer_rejects_a_tail_with_the_name_separator(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tail"):
         SegmentWriter(tmp_path / "s", tmp_path / "r", "BAD-TAIL", writer_id="w")
+
+
+def test_a_rotation_between_the_followers_two_listings_skips_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Seal B and open C exactly between the follower's two directory listings (real files)."""
+    import v13.segments as segments
+
+    spool, ready = roots(tmp_path)
+    clock = Clock()
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", rotate_s=1, flush_s=0, clock=clock)
+    w.write(trade_line(0), DAY0)
+    w.seal()  # A sealed, nothing after it
+    follower = SegmentFollower(spool, ready, TAIL)
+    assert [orjson.loads(x)["trade_id"] for x, _ in follower.read()] == [0]  # at the end of A
+    w.write(trade_line(1), DAY0 + 1)  # B open
+    real_stems = segments._stems
+    calls = 0
+
+    def stems_with_a_rotation_in_between(directory: Path, suffix: str) -> list[str]:
+        nonlocal calls
+        out = real_stems(directory, suffix)
+        calls += 1
+        if calls == 1:
+            clock.t += 1
+            w.write(trade_line(2), DAY0 + 2)  # B sealed with rows 1 and 2
+            w.write(trade_line(3), DAY0 + 3)  # C open
+        return out
+
+    monkeypatch.setattr(segments, "_stems", stems_with_a_rotation_in_between)
+    got = [orjson.loads(x)["trade_id"] for x, _ in follower.read()]
+    monkeypatch.undo()
+    w.close()
+    got += [orjson.loads(x)["trade_id"] for x, _ in follower.read()]
+    assert calls >= 2
+    assert got == [1, 2, 3]

@@ -14,7 +14,7 @@ from v13.contracts import SignalRow
 from v13.deadletter import Deadletter
 from v13.layout import Layout
 from v13.reader import StreamReader
-from v13.segments import PressureLimits
+from v13.segments import writer_options
 from v13.sinks.base import SignalSink, SinkBackend, SinkCounters
 from v13.sinks.jsonl import JsonlBackend
 from v13.sinks.sqlite import SqliteBackend, SqliteSignalReader
@@ -27,7 +27,6 @@ __all__ = [
     "SinkCounters",
     "open_signal_reader",
     "open_sink",
-    "pressure_limits",
 ]
 
 
@@ -77,13 +76,6 @@ class JsonlSignalReader:
         return None
 
 
-def pressure_limits(cfg: Config) -> PressureLimits:
-    return PressureLimits(
-        max_shards=cfg.segments.pressure_max_shards,
-        max_file_bytes=int(cfg.segments.pressure_max_file_mb * 1024 * 1024),
-    )
-
-
 def open_sink(cfg: Config, layout: Layout, run_id: str) -> SignalSink:
     """The configured sink, its writer thread started and its backend open."""
     backend: SinkBackend
@@ -91,12 +83,7 @@ def open_sink(cfg: Config, layout: Layout, run_id: str) -> SignalSink:
         backend = SqliteBackend(layout.signals_db)
     else:
         backend = JsonlBackend(
-            layout.signal_spool,
-            layout.signal_ready,
-            run_id,
-            rotate_s=cfg.segments.rotate_seconds,
-            max_bytes=int(cfg.segments.rotate_max_mb * 1024 * 1024),
-            pressure=pressure_limits(cfg),
+            layout.signal_spool, layout.signal_ready, run_id, options=writer_options(cfg.segments)
         )
     return SignalSink(
         backend,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from v13.contracts import SignalRow, decode_row, encode_row
 from v13.errors import ContractError
-from v13.segments import SEALED, PressureLimits, SegmentWriter, discover_tails, recover_parts
+from v13.segments import SEALED, SegmentWriter, discover_tails, recover_parts
 
 __all__ = ["JsonlBackend", "last_row_ts"]
 
@@ -24,17 +25,12 @@ class JsonlBackend:
     kind = "jsonl"
 
     def __init__(
-        self,
-        spool: Path,
-        ready: Path,
-        run_id: str,
-        *,
-        rotate_s: float = 60.0,
-        max_bytes: int = 64 * 1024 * 1024,
-        pressure: PressureLimits | None = None,
+        self, spool: Path, ready: Path, run_id: str, *, options: dict[str, Any] | None = None
     ) -> None:
+        """``options``: :class:`SegmentWriter` keyword arguments (see ``writer_options``)."""
         self.spool, self.ready, self.run_id = Path(spool), Path(ready), run_id
-        self._opts = {"rotate_s": rotate_s, "max_bytes": max_bytes, "pressure": pressure}
+        # the sink's writer thread decides when to flush
+        self._opts = {**(options or {}), "flush_s": 3600.0}
         self._writers: dict[str, SegmentWriter] = {}
         self._last_ts: dict[str, int] = {}
 
@@ -75,8 +71,7 @@ class JsonlBackend:
                 self.ready,
                 symbol,
                 writer_id=f"{self.run_id}-{os.getpid()}",
-                flush_s=3600.0,  # the sink's writer thread decides when to flush
-                **self._opts,  # type: ignore[arg-type]
+                **self._opts,
             )
             self._writers[symbol] = writer
         return writer
