@@ -168,12 +168,55 @@ def run_stack(
     sup = Supervisor(specs, cwd=root, logs_dir=layout.logs_dir, events=events,
                      grace_s=cfg.orchestrator.stop_grace_s, on_change=write_manifest)  # fmt: skip
     interrupts = _Interrupts()
-    interrupts.install()
+    interrupts.install()  # kept until the report and manifest are written: a late signal cannot cut them
+    try:
+        events.emit("Run", phase="start", enable=list(options.enable), sink=cfg.signal.sink.value,
+                    minutes=options.minutes, root=str(root), config=str(config_path))  # fmt: skip
+        printer.line(f"run {run_id}: {','.join(options.enable)} sink={cfg.signal.sink.value} root={root}")
+        early = _supervise(sup, options, cfg, layout, run_id, state, events, printer, interrupts, stop)
+        report = _final_report(cfg, layout, run_id, state, events)
+        if interrupts.signum:
+            status = f"interrupted_{signal.Signals(interrupts.signum).name}"
+        elif early:
+            status = "early_stop"
+        elif any(ps.status is ChildStatus.DEGRADED for ps in sup.procs):
+            status = "degraded"
+        else:
+            status = "completed"
+        state["status"] = status
+        write_manifest()
+        events.emit(
+            "Run", phase="end", status=status, exit_code=EXIT_CODES[status], manifest=str(manifest_path)
+        )
+    finally:
+        interrupts.restore()
+        events.close()
+    printer.line(
+        f"run {run_id} {status}; report {state['report_paths'].get('json', '-')}; manifest {manifest_path}"
+    )
+    return RunResult(
+        run_id=run_id, root=root, layout=layout, config=cfg, exit_code=EXIT_CODES[status], status=status,
+        manifest_path=manifest_path, report_paths=dict(state["report_paths"]), report=report,
+        children={ps.name: _summary(ps) for ps in sup.procs}, health_samples=state["health"], checks=[],
+        early_stop=state["early_stop"], started_ts_ms=started, ended_ts_ms=now_ms(),
+    )  # fmt: skip
+
+
+def _supervise(
+    sup: Supervisor,
+    options: RunOptions,
+    cfg: Config,
+    layout: Layout,
+    run_id: str,
+    state: dict[str, Any],
+    events: EventLog,
+    printer: Printer,
+    interrupts: _Interrupts,
+    stop: Callable[[], bool] | None,
+) -> list[Finding]:
+    """Start the children and supervise them until the end; always stops them (reverse order)."""
     total_s = options.minutes * 60 if options.minutes > 0 else None
     t0 = time.monotonic()
-    events.emit("Run", phase="start", enable=list(options.enable), sink=cfg.signal.sink.value,
-                minutes=options.minutes, root=str(root), config=str(config_path))  # fmt: skip
-    printer.line(f"run {run_id}: {','.join(options.enable)} sink={cfg.signal.sink.value} root={root}")
     early: list[Finding] = []
     try:
         sup.start_all()
@@ -199,32 +242,9 @@ def run_stack(
     finally:
         state["status"] = "stopping"
         sup.force = interrupts.count >= 2
-        watcher = threading.Thread(target=_watch_force, args=(sup, interrupts), daemon=True)
-        watcher.start()
+        threading.Thread(target=_watch_force, args=(sup, interrupts), daemon=True).start()
         sup.graceful_shutdown()
-        interrupts.restore()
-    report = _final_report(cfg, layout, run_id, state, events)
-    if interrupts.signum:
-        status = f"interrupted_{signal.Signals(interrupts.signum).name}"
-    elif early:
-        status = "early_stop"
-    elif any(ps.status is ChildStatus.DEGRADED for ps in sup.procs):
-        status = "degraded"
-    else:
-        status = "completed"
-    state["status"] = status
-    write_manifest()
-    events.emit("Run", phase="end", status=status, exit_code=EXIT_CODES[status], manifest=str(manifest_path))
-    events.close()
-    printer.line(
-        f"run {run_id} {status}; report {state['report_paths'].get('json', '-')}; manifest {manifest_path}"
-    )
-    return RunResult(
-        run_id=run_id, root=root, layout=layout, config=cfg, exit_code=EXIT_CODES[status], status=status,
-        manifest_path=manifest_path, report_paths=dict(state["report_paths"]), report=report,
-        children={ps.name: _summary(ps) for ps in sup.procs}, health_samples=state["health"], checks=[],
-        early_stop=state["early_stop"], started_ts_ms=started, ended_ts_ms=now_ms(),
-    )  # fmt: skip
+    return early
 
 
 def _watch_force(sup: Supervisor, interrupts: _Interrupts) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -227,3 +228,19 @@ def test_empty_enable_runs_the_self_check_only(tmp_path: Path) -> None:
 def test_help_shows_examples() -> None:
     proc = run_module("orchestrator.run", "--help")
     assert proc.returncode == 0 and "Examples:" in proc.stdout and "--minutes 0" in proc.stdout
+
+
+def test_a_second_interrupt_cuts_the_grace_period_short(tmp_path: Path, supervisor) -> None:
+    ignore = READY + "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
+    sup, log = supervisor([spec(tmp_path, "stubborn", ignore)], grace_s=30.0)
+    sup.start_all()
+    run_until(sup, lambda: sup.procs[0].status is ChildStatus.READY, 20)
+    pid = sup.procs[0].child.pid
+    t0 = time.monotonic()
+    stopper = threading.Timer(0.5, lambda: setattr(sup, "force", True))  # the second Ctrl-C
+    stopper.start()
+    sup.graceful_shutdown()
+    took = time.monotonic() - t0
+    assert took < 5.0, f"shutdown took {took:.1f} s despite the forced kill"
+    assert not psutil.pid_exists(pid)
+    assert next(e for e in events(log) if e["event"] == "Stop")["how"] == "sigkill"
