@@ -106,6 +106,11 @@ class BinanceConfig(_Section):
     depth_stream: str
     max_streams_per_connection: Annotated[int, Field(gt=0, le=1024)]
     silence_timeout_s: PosFloat
+    backoff_initial_s: PosFloat
+    backoff_max_s: PosFloat
+    stable_after_s: NonNegFloat
+    max_connection_age_s: PosFloat
+    record: bool
 
 
 class SourceConfig(_Section):

@@ -18,9 +18,12 @@ def book(ts: int, bid: float = 100.0, bq: float = 5.0, uid: int | None = None, p
                    update_id=u, prev_update_id=u - 1 if pu is None else pu, src="sim")  # fmt: skip
 
 
-def trade(ts: int, side: str, qty: float = 1.0, price: float = 100.0) -> TradeRow:
+_TRADE_IDS = iter(range(1, 10**9))
+
+
+def trade(ts: int, side: str, qty: float = 1.0, price: float = 100.0, tid: int | None = None) -> TradeRow:
     return TradeRow(ts_ms=ts, recv_ts_ms=ts + 3, symbol="X", price=price, qty=qty, side=side,
-                    trade_id=ts, src="sim")  # fmt: skip
+                    trade_id=tid if tid is not None else next(_TRADE_IDS), src="sim")  # fmt: skip
 
 
 def run(rows) -> list:
@@ -92,3 +95,13 @@ def test_spread_lag_and_return() -> None:
     assert feats[0].spread_bps == pytest.approx(0.1 / 100.05 * 1e4)
     assert feats[0].lag_ms == 7.0
     assert feats[1].return_1s == pytest.approx((100.15 / 100.05 - 1) * 1e4)
+
+
+def test_a_trade_id_jump_resets_like_a_time_gap() -> None:
+    rows = [book(T0 + 100, uid=1), trade(T0 + 200, "buy", tid=10), trade(T0 + 300, "buy", tid=11),
+            trade(T0 + 400, "sell", tid=15), book(T0 + 1100, uid=2),
+            trade(T0 + 1200, "buy", tid=16)]  # fmt: skip
+    feats = run(rows)
+    assert [f.gap for f in feats] == [True, False]
+    assert feats[0].cvd == feats[0].cvd_delta == 1.0  # cvd restarted from this interval's trades
+    assert feats[1].cvd == 2.0

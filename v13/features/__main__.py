@@ -15,7 +15,6 @@ import argparse
 import heapq
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from v13.cli import run_main
 from v13.config import load_config
@@ -24,34 +23,14 @@ from v13.deadletter import Deadletter
 from v13.errors import UsageError
 from v13.features.engine import FeatureEngine
 from v13.progress import Progress
-from v13.reader import StreamReader
-from v13.segments import discover_tails
-
-
-def raw_roots(path: Path) -> tuple[Path, Path]:
-    """(spool, ready) roots of the raw streams under ``path``."""
-    if not path.is_dir():
-        raise UsageError(f"--raw {path} is not a directory; pass the data directory that holds raw/")
-    if (path / "raw").is_dir():
-        return path / "spool" / "raw", path / "raw"
-    return path.parent / "spool" / path.name, path
-
-
-def _rows(reader: StreamReader) -> Iterator[Any]:
-    while batch := reader.poll(20_000):
-        for _tail, row in batch:
-            yield row
+from v13.sources.replay import raw_roots, raw_symbols, symbol_rows
 
 
 def symbol_features(
     engine: FeatureEngine, spool: Path, ready: Path, symbol: str, deadletter: Deadletter
 ) -> Iterator[FeatureRow]:
     """Features of one symbol: its trades and books merged in event-time order."""
-    streams = [
-        _rows(StreamReader(spool, ready, kind, deadletter=deadletter, tails=[f"{symbol}/{sub}"]))
-        for kind, sub in (("trade", "trades"), ("book", "book"))
-    ]
-    for row in heapq.merge(*streams, key=lambda r: r.ts_ms):
+    for row in symbol_rows(spool, ready, symbol, deadletter):
         yield from engine.on_row(row)
     yield from engine.finish()
 
@@ -69,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     spool, ready = raw_roots(args.raw)
-    symbols = sorted({t.split("/")[0] for t in discover_tails(spool, ready) if "/" in t})
+    symbols = raw_symbols(spool, ready)
     if not symbols:
         raise UsageError(f"--raw {args.raw} holds no raw segments (<YYYYMMDD>/<SYMBOL>/trades/*.jsonl)")
     deadletter = Deadletter(args.deadletter, "features", "batch")

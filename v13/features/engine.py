@@ -47,6 +47,7 @@ class _Symbol:
     interval: _Interval | None = None
     last_ts: int | None = None
     last_update_id: int | None = None
+    last_trade_id: int | None = None
     prev_bids: list[tuple[float, float]] | None = None
     prev_asks: list[tuple[float, float]] | None = None
     best_bid: float | None = None
@@ -145,6 +146,9 @@ class FeatureEngine:
 
     def _on_trade(self, st: _Symbol, row: TradeRow) -> None:
         assert st.interval is not None
+        if st.last_trade_id is not None and row.trade_id != st.last_trade_id + 1:
+            st.reset()  # trade ids jumped: trades were missed, CVD would be wrong
+        st.last_trade_id = row.trade_id
         signed = row.qty if row.side == "buy" else -row.qty
         st.cvd += signed
         st.interval.cvd_delta += signed

@@ -1,0 +1,137 @@
+"""Replay sources: a recording of raw Binance frames, the project's own raw segments, or
+Binance public-data aggTrades files (CSV or zip).
+
+* ``*.frames.jsonl`` — lines ``{"recv_ts_ms": ..., "frame": "<raw frame>"}`` written by the live
+  harvest with ``source.binance.record``; replayed in arrival order through the same decoder, so
+  the features equal those of the live run.
+* a directory of raw segments (``<YYYYMMDD>/<SYMBOL>/{trades,book}/*.jsonl``) — trades and books
+  merged in event-time order, per symbol, then across symbols.
+* ``*.csv`` / ``*.zip`` aggTrades (agg_trade_id, price, quantity, first_trade_id, last_trade_id,
+  transact_time, is_buyer_maker; header optional; ms or µs times) — trades only: there is no book,
+  so book features stay empty and the signal stage gates the rows with ``no_book``.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from v13.contracts import BookRow, TradeRow
+from v13.deadletter import Deadletter
+from v13.errors import ContractError, UsageError
+from v13.reader import StreamReader
+from v13.segments import discover_tails
+
+__all__ = [
+    "aggtrades_rows",
+    "raw_roots",
+    "raw_segment_rows",
+    "raw_symbols",
+    "recorded_frames",
+    "replay_kind",
+    "symbol_rows",
+]
+
+Row = TradeRow | BookRow
+_US_THRESHOLD = 10**14  # epoch ms stay below this until the year 5138; µs are above it
+
+
+def replay_kind(path: Path) -> str:
+    """``frames``, ``raw`` or ``aggtrades``; UsageError when the path is none of them."""
+    if path.is_dir():
+        return "raw"
+    if not path.exists():
+        raise UsageError(f"replay path {path} does not exist; set source.replay.path")
+    name = path.name.lower()
+    if name.endswith(".frames.jsonl"):
+        return "frames"
+    if name.endswith((".csv", ".zip")):
+        return "aggtrades"
+    raise UsageError(
+        f"replay path {path} is not a raw segment directory, a *.frames.jsonl recording "
+        "or an aggTrades .csv/.zip file"
+    )
+
+
+def recorded_frames(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(recv_ts_ms, raw frame) in recorded order."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                doc = orjson.loads(line)
+                yield int(doc["recv_ts_ms"]), doc["frame"].encode()
+
+
+def raw_roots(path: Path) -> tuple[Path, Path]:
+    """(spool, ready) roots of raw segments under a data directory or a raw root."""
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a directory; pass the data directory that holds raw/")
+    if (path / "raw").is_dir():
+        return path / "spool" / "raw", path / "raw"
+    return path.parent / "spool" / path.name, path
+
+
+def _reader_rows(reader: StreamReader) -> Iterator[Any]:
+    while batch := reader.poll(20_000):
+        for _tail, row in batch:
+            yield row
+
+
+def symbol_rows(spool: Path, ready: Path, symbol: str, deadletter: Deadletter | None) -> Iterator[Row]:
+    """One symbol's trades and books merged in event-time order."""
+    streams = [
+        _reader_rows(StreamReader(spool, ready, kind, deadletter=deadletter, tails=[f"{symbol}/{sub}"]))
+        for kind, sub in (("trade", "trades"), ("book", "book"))
+    ]
+    return heapq.merge(*streams, key=lambda r: r.ts_ms)
+
+
+def raw_symbols(spool: Path, ready: Path) -> list[str]:
+    return sorted({t.split("/")[0] for t in discover_tails(spool, ready) if "/" in t})
+
+
+def raw_segment_rows(path: Path, deadletter: Deadletter | None = None) -> Iterator[Row]:
+    """Every raw row under ``path``, in event-time order across symbols."""
+    spool, ready = raw_roots(path)
+    per_symbol = [symbol_rows(spool, ready, s, deadletter) for s in raw_symbols(spool, ready)]
+    return heapq.merge(*per_symbol, key=lambda r: (r.ts_ms, r.symbol))
+
+
+def _csv_lines(path: Path) -> Iterator[list[str]]:
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            for name in sorted(n for n in zf.namelist() if n.lower().endswith(".csv")):
+                with zf.open(name) as fh:
+                    yield from csv.reader(io.TextIOWrapper(fh, encoding="utf-8"))
+    else:
+        with open(path, newline="", encoding="utf-8") as fh:
+            yield from csv.reader(fh)
+
+
+def aggtrades_rows(
+    path: Path, symbol: str | None = None, deadletter: Deadletter | None = None
+) -> Iterator[TradeRow]:
+    """Trades of a Binance aggTrades file; the symbol comes from the file name if not given."""
+    sym = (symbol or path.name.split("-")[0]).upper()
+    for lineno, fields in enumerate(_csv_lines(path), 1):
+        if not fields or (lineno == 1 and not fields[0].strip().isdigit()):
+            continue  # blank line, or the optional header
+        try:
+            agg_id, price, qty, _first, _last, ts, maker = fields[:7]
+            ts_ms = int(ts)
+            if ts_ms > _US_THRESHOLD:
+                ts_ms //= 1000
+            yield TradeRow(
+                ts_ms=ts_ms, recv_ts_ms=ts_ms, symbol=sym, price=float(price), qty=float(qty),
+                side="sell" if maker.strip().lower() == "true" else "buy", trade_id=int(agg_id), src="replay",
+            )  # fmt: skip
+        except (ValueError, TypeError, ContractError) as exc:
+            if deadletter is not None:
+                deadletter.write(f"aggTrades row invalid: {exc}", str(path), ",".join(fields), lineno)
