@@ -51,7 +51,8 @@ def main() -> None:
     ours = time.perf_counter() - t0
     n = len(frames)
     print(f"depth5 frames: {n:,} ({sum(map(len, frames)) / n:.0f} bytes each)")
-    for label, seconds in (("orjson + float(), no validation", baseline), ("FrameDecoder -> validated BookRow", ours)):
+    passes = (("orjson + float(), no validation", baseline), ("FrameDecoder -> validated BookRow", ours))
+    for label, seconds in passes:
         print(f"{label:<36} {n / seconds:>10,.0f} msg/s  {seconds / n * 1e6:5.2f} µs/msg")
 
 

@@ -122,3 +122,14 @@ def test_engine_benchmark_runs_and_prints_its_ratio() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ratio (full / decode):" in proc.stdout
     assert "µs/event" in proc.stdout
+
+
+def test_decode_benchmark_runs_and_prints_messages_per_second() -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/bench_decode.py"), "--frames", "2000"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "FrameDecoder -> validated BookRow" in proc.stdout and "msg/s" in proc.stdout
