@@ -15,6 +15,7 @@ import base64
 import html
 import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -109,11 +110,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def v13_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[V13Run]:
+def v13_run(request: pytest.FixtureRequest) -> Iterator[V13Run]:
     """The finished stack run of one sink (``request.param``); run once per sink per session."""
     settings: Settings = request.config.stash[SETTINGS_KEY]
     sink: str = request.param
-    root = settings.root / sink if settings.root else tmp_path_factory.mktemp(f"v13-{sink}")
+    # not under pytest's basetemp: pytest deletes all but the last 3 of those when a session
+    # starts, which would pull the root from under a long run if another session starts meanwhile
+    root = settings.root / sink if settings.root else Path(tempfile.mkdtemp(prefix=f"v13-{sink}-"))
     options = RunOptions(config=settings.config, enable=settings.enable, sink=sink, minutes=settings.minutes,
                          symbols=settings.symbols, root=root)  # fmt: skip
     capture = request.config.pluginmanager.getplugin("capturemanager")

@@ -35,7 +35,7 @@ OPTIONS = (
     Option("config", "", "config file (default: config/defaults.yaml)"),
     Option("enable", ",".join(MODULES), "stages to run, comma-separated"),
     Option("keep", "false", "keep the run roots after the session (true/false)"),
-    Option("root", "", "directory for the run roots (default: pytest's temporary directory)"),
+    Option("root", "", "directory for the run roots (default: a new temporary directory per run)"),
 )
 
 
