@@ -148,9 +148,10 @@ def _keep_summary(run: V13Run) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    if report.when != "call" or not report.failed or "v13_run" not in getattr(item, "funcargs", {}):
+    funcargs = getattr(item, "funcargs", {})
+    if report.when != "call" or not report.failed or "v13_run" not in funcargs:
         return
-    run: V13Run = item.funcargs["v13_run"]
+    run: V13Run = funcargs["v13_run"]
     for name in ["orchestrator", *run.result.children]:
         report.sections.append(
             (f"v13 {run.sink} {name} log (last {LOG_TAIL_LINES} lines)", run.log_tail(name, LOG_TAIL_LINES))

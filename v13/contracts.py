@@ -23,6 +23,7 @@ from v13.errors import ContractError
 __all__ = [
     "CONTRACTS",
     "BookRow",
+    "DivType",
     "FeatureRow",
     "LastFiveMinutes",
     "MinuteCount",

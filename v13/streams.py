@@ -8,6 +8,7 @@ per symbol under the layout of DESIGN.md section 3::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,14 +76,13 @@ class StreamSet:
         key = (symbol, kind)
         writer = self.writers.get(key)
         if writer is None:
-            extra = {"clock": self._clock} if self._clock is not None else {}
             writer = SegmentWriter(
                 self.data_dir / "spool" / root,
                 self.data_dir / root,
                 raw_tail(symbol, kind),
                 writer_id=self.writer_id,
+                clock=self._clock or time.monotonic,
                 **writer_options(self.seg),
-                **extra,
             )
             self.writers[key] = writer
         return writer

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from v13.config import FeaturesConfig
-from v13.contracts import BookRow, FeatureRow, TradeRow
+from v13.contracts import BookRow, DivType, FeatureRow, TradeRow
 from v13.features.ofi import multi_level_ofi
 from v13.features.rolling import RollingStats, RollingSum
 
@@ -210,10 +210,10 @@ class FeatureEngine:
             gap=gap,
         )
 
-    def _divergence(self, st: _Symbol, mid: float | None, z_ofi: float, z_cvd: float) -> str | None:
+    def _divergence(self, st: _Symbol, mid: float | None, z_ofi: float, z_cvd: float) -> DivType | None:
         """Conflict first; else a new price high (low) on a lower flow high (higher low)."""
         c = self.cfg
-        div: str | None = None
+        div: DivType | None = None
         if abs(z_ofi) >= c.conflict_z and abs(z_cvd) >= c.conflict_z and z_ofi * z_cvd < 0:
             div = "ofi_cvd_conflict"
         elif mid is not None and len(st.history) == st.history.maxlen:

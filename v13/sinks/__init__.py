@@ -33,8 +33,11 @@ __all__ = [
 class SignalReader(Protocol):
     """Follows the signal rows of one run, from a checkpoint."""
 
-    rows: int
-    rejected: int
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def rejected(self) -> int: ...
 
     def poll(self, max_rows: int = 5000) -> list[SignalRow]: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from v13.config import Config, load_config
@@ -26,7 +27,7 @@ def parse_symbols(text: str) -> list[str]:
 
 
 def stage_setup(
-    args: argparse.Namespace, overrides: dict[str, object] | None = None
+    args: argparse.Namespace, overrides: Mapping[str, object] | None = None
 ) -> tuple[Config, Layout]:
     cfg = load_config(args.config, overrides=overrides)
     return cfg, Layout.from_config(cfg, args.root)
