@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
+
+import orjson
 
 from orchestrator.supervisor import ProcState, Supervisor
 
@@ -82,9 +85,9 @@ class Printer:
             if ps.child and ps.status.value in ("starting", "ready")
             else "-"
         )
-        status = (ps.spec.health_probe and getattr(ps.spec.health_probe, "last_status", None)) or {}
-        counters = status.get("counters", {}) if isinstance(status, dict) else {}
-        beat = status.get("ts_ms") if isinstance(status, dict) else None
+        status = _read_status(getattr(ps.spec.health_probe, "status_file", None))
+        counters = status.get("counters", {})
+        beat = status.get("ts_ms")
         age = f"{time.time() - beat / 1000:.1f}s" if beat else "-"
         return (
             f"{ps.name:<8} {ps.status.value:<9} {pid!s:>7} {uptime:>8} {ps.restarts:>3} "
@@ -97,6 +100,17 @@ _TABLE_HEAD = (
     f"{'name':<8} {'state':<9} {'pid':>7} {'uptime':>8} {'rst':>3} {'RSS MB':>7} {'files':>5} "
     f"{'rows in':>9} {'rows out':>9} {'beat':>7}"
 )
+
+
+def _read_status(path: Path | None) -> dict[str, Any]:
+    """The stage's status file as it is now (the view is redrawn each second)."""
+    if path is None:
+        return {}
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _clock(seconds: float | None) -> str:
