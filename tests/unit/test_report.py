@@ -1,0 +1,89 @@
+"""The report built from a run's files: counts, ratios, minutes, last five minutes, warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from tests.unit.helpers import signal_row, write_config
+from v13.config import load_config
+from v13.contracts import StatusRow, encode_row
+from v13.deadletter import Deadletter
+from v13.fsutil import atomic_write_json
+from v13.layout import Layout
+from v13.report import build_report, render_markdown, report_stamp, write_report
+from v13.sinks import open_sink
+
+T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
+
+
+def setup(tmp_path: Path, rows: list, sink: str = "sqlite"):
+    cfg = load_config(write_config(tmp_path / "c.yaml", {"signal.sink": sink}), environ={})
+    layout = Layout.from_config(cfg, tmp_path)
+    s = open_sink(cfg, layout, "run1")
+    for row in rows:
+        s.put(row)
+    s.close()
+    return cfg, layout
+
+
+def status(layout: Layout, name: str, dropped: int, run_id: str = "run1") -> None:
+    row = StatusRow(name=name, pid=1, run_id=run_id, state="running", ts_ms=T0, started_ts_ms=T0,
+                    counters={"dropped": dropped}, queue_size=0,
+                    last_event_ts_ms=None, lag_ms=None)  # fmt: skip
+    atomic_write_json(layout.health_file(name), row)
+
+
+def test_counts_ratios_minutes_and_last_five(tmp_path: Path) -> None:
+    kinds = ["buy", "strong_buy", "sell", "strong_sell", "neutral", "pending"]
+    rows = [signal_row("run1", "BTCUSDT", T0 + i * 10_000, signal_type=k,
+                       confirm=k not in ("neutral", "pending"))
+            for i, k in enumerate(kinds * 7)]  # fmt: skip
+    cfg, layout = setup(tmp_path, rows)
+    r = build_report(cfg, layout, "run1")
+    assert (r.rows, r.total) == (42, 28)
+    assert (r.buy_count, r.strong_buy_count, r.sell_count, r.strong_sell_count) == (7, 7, 7, 7)
+    assert (r.buy_ratio, r.sell_ratio, r.strong_ratio) == (0.5, 0.5, 0.5)
+    assert [m.minute for m in r.per_minute] == [f"2025-11-28T03:2{i}Z" for i in range(7)]
+    assert sum(m.count for m in r.per_minute) == 28
+    assert r.last_5min.per_minute == r.per_minute[-5:]
+    assert r.warnings == ["NO_ORDERS"]
+    assert "## Last 5 minutes (strong ratio 0.500)" in render_markdown(r)
+
+
+def test_warning_codes(tmp_path: Path) -> None:
+    cfg, layout = setup(tmp_path, [signal_row("run1", "BTCUSDT", T0, signal_type="pending", confirm=False)])
+    status(layout, "signal", 4)
+    status(layout, "harvest", 99, run_id="older-run")  # another run's status does not count
+    Deadletter(layout.deadletter_dir, "signal", "run1").write("bad", "src", b"{}")
+    r = build_report(cfg, layout, "run1")
+    assert r.warnings == ["ALL_GATED", "DROPPED", "DEADLETTER"]
+    assert r.dropped == 4
+    empty = build_report(cfg, layout, "no-such-run")
+    assert empty.warnings == ["NO_SIGNALS"] and empty.rows == 0
+
+
+def test_orders_summary_counts_only_this_run(tmp_path: Path) -> None:
+    from v13.broker import Broker
+
+    cfg, layout = setup(tmp_path, [signal_row("run1", "BTCUSDT", T0)])
+    lines = []
+    for run in ("run1", "run2"):
+        b = Broker(cfg.broker, run)
+        for i, k in enumerate(["strong_buy", "strong_sell", "strong_buy"]):
+            lines.append(encode_row(b.on_signal(signal_row(run, "BTCUSDT", T0 + i, signal_type=k))))
+    layout.orders_file.write_bytes(b"\n".join(lines) + b"\n")
+    r = build_report(cfg, layout, "run1")
+    assert (r.orders.count, r.orders.buy, r.orders.sell) == (3, 2, 1)
+
+
+def test_files_are_written_with_the_run_start_stamp(tmp_path: Path) -> None:
+    cfg, layout = setup(tmp_path, [signal_row("20251128T032000Z-abc", "BTCUSDT", T0)])
+    r = build_report(cfg, layout, "20251128T032000Z-abc")
+    stamp = report_stamp("20251128T032000Z-abc")
+    assert stamp == "20251128_0320"
+    paths = write_report(r, layout.report_dir, stamp)
+    assert sorted(p.name for p in paths.values()) == [f"summary_{stamp}.{e}" for e in ("json", "md", "png")]
+    assert orjson.loads(paths["json"].read_bytes())["rows"] == 1
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
