@@ -33,6 +33,7 @@ from v13.config import load_config
 RUNS_KEY = pytest.StashKey[list[V13Run]]()
 DEFAULT_HTML = Path("logs/report/acceptance.html")
 LOG_TAIL_LINES = 20
+RUN_TIMEOUT_MARGIN_S = 600  # start-up, shutdown and the final report, beyond the run length
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,6 +108,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return -1 if sink is None else order.get(sink, len(order))
 
     items.sort(key=key)
+    if config.pluginmanager.hasplugin("timeout"):
+        # the first item of each sink runs the whole stack in its setup: a per-test timeout
+        # (pytest-timeout) must cover the run, not cut it
+        settings: Settings = config.stash[SETTINGS_KEY]
+        seconds = settings.minutes * 60 + RUN_TIMEOUT_MARGIN_S
+        for item in items:
+            if "v13_run" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.timeout(seconds))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ and checkpoints and exits 0.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -27,10 +28,28 @@ from v13.contracts import StatusRow
 from v13.fsutil import atomic_write_json, new_run_id, now_ms, read_json, utc_iso
 from v13.layout import Layout
 
-__all__ = ["RUN_ID_ENV", "StageRuntime", "resolve_run_id"]
+__all__ = ["RUN_ID_ENV", "StageRuntime", "die_with_parent", "resolve_run_id"]
 
 RUN_ID_ENV = "V13_RUN_ID"
 _RUN_FILE = "run.json"
+_PR_SET_PDEATHSIG = 1
+_PARENT_AT_START = os.getppid()  # read at import, as early as the process can
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Ask Linux for SIGTERM when the parent dies, so a stage whose supervisor was SIGKILLed
+    stops (cleanly) instead of living on in its own session. Returns False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
 
 
 def resolve_run_id(layout: Layout, *, first_stage: bool) -> str:
@@ -74,6 +93,7 @@ class StageRuntime:
         self.counters_log_every_s = 10.0
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        die_with_parent(_PARENT_AT_START)
         self.write_status()
 
     # -- stop --------------------------------------------------------------------------------

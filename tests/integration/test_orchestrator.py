@@ -244,3 +244,39 @@ def test_a_second_interrupt_cuts_the_grace_period_short(tmp_path: Path, supervis
     assert took < 5.0, f"shutdown took {took:.1f} s despite the forced kill"
     assert not psutil.pid_exists(pid)
     assert next(e for e in events(log) if e["event"] == "Stop")["how"] == "sigkill"
+
+
+def test_stages_stop_when_the_orchestrator_is_killed_with_sigkill(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "config.yaml", FAST)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.run", "--config", str(cfg), "--minutes", "0",
+         "--root", str(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    manifests = tmp_path / "artifacts/run_logs"
+
+    def children() -> dict:
+        files = list(manifests.glob("*.json"))
+        return orjson.loads(files[0].read_bytes())["children"] if files else {}
+
+    try:
+        wait_for(lambda: len(children()) == 4 and all(c["status"] == "ready" for c in children().values()),
+                 90, "four ready children")  # fmt: skip
+        pids = [c["pids"][-1] for c in children().values()]
+        proc.kill()
+        proc.wait()
+
+        def all_gone() -> bool:
+            return all(
+                not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids
+            )
+
+        wait_for(all_gone, 10, "the orphaned stages to stop")
+        for name in ("harvest", "signal", "broker", "report"):
+            log = (tmp_path / "logs" / name / "stderr.log").read_text()
+            assert "Stopping signal=SIGTERM" in log and "Stopped" in log, log[-500:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -114,3 +114,21 @@ def test_tests_without_v13_run_start_no_stack(pytester: pytest.Pytester) -> None
     result = pytester.runpytest_subprocess("-k", "no_stack", "-s")
     result.assert_outcomes(passed=1, deselected=6)
     result.stdout.no_fnmatch_line("*v13: starting*")
+
+
+def test_v13_items_get_a_timeout_that_covers_the_whole_run(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        "import pytest\n\n@pytest.fixture(scope='session')\ndef v13_run(request):\n    return request.param\n"
+    )
+    pytester.makepyfile(
+        test_t="""
+        def test_timeout(request, v13_run):
+            assert request.node.get_closest_marker("timeout").args[0] == 30 * 60 + 600
+
+        def test_no_stack_keeps_the_default(request):
+            assert request.node.get_closest_marker("timeout") is None
+        """
+    )
+    pytester.makeini("[pytest]\ntimeout = 300\n")
+    result = pytester.runpytest_subprocess("--v13-minutes=30", "--v13-sink=sqlite")
+    result.assert_outcomes(passed=2)
