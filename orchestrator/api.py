@@ -6,7 +6,7 @@ Example::
     result.exit_code, result.report.total, result.manifest_path
 
 Exit codes: 0 completed; 1 a child ended degraded; 2 usage error (raised as UsageError here);
-3 early stop (rows dropped or rotation stalled); 130 / 143 interrupted by SIGINT / SIGTERM.
+3 early stop (rows dropped or rotation stalled); 129 / 130 / 143 interrupted by SIGHUP / SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _validate(options: RunOptions) -> None:
 
 
 class _Interrupts:
-    """First SIGINT/SIGTERM: graceful stop; second: force the kill path."""
+    """First SIGINT/SIGTERM/SIGHUP (a closed terminal): graceful stop; second: force the kill path."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -114,7 +114,7 @@ class _Interrupts:
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:

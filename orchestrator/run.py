@@ -7,7 +7,7 @@ Examples:
   python -m orchestrator.run --enable ""                     # health self-check only
 
 Exit codes: 0 completed, 1 a child ended degraded, 2 usage error, 3 early stop (rows dropped or
-JSONL rotation stalled), 130/143 interrupted by SIGINT/SIGTERM.
+JSONL rotation stalled), 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.
 Files: logs/orchestrator/orchestrator.log, logs/<stage>/, artifacts/run_logs/run_manifest_*.json,
 logs/report/summary_*.{json,md,png} (see docs/orchestrator_smoke.md).
 """

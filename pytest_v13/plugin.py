@@ -157,10 +157,9 @@ def _keep_summary(run: V13Run) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    funcargs = getattr(item, "funcargs", {})
-    if report.when != "call" or not report.failed or "v13_run" not in funcargs:
+    run = getattr(item, "funcargs", {}).get("v13_run")
+    if report.when != "call" or not report.failed or not isinstance(run, V13Run):
         return
-    run: V13Run = funcargs["v13_run"]
     for name in ["orchestrator", *run.result.children]:
         report.sections.append(
             (f"v13 {run.sink} {name} log (last {LOG_TAIL_LINES} lines)", run.log_tail(name, LOG_TAIL_LINES))
