@@ -111,3 +111,17 @@ def test_public_api_is_pinned() -> None:
     }  # fmt: skip
     for name in v13.__all__:
         assert getattr(v13, name) is not None
+
+
+def test_public_api_of_orchestrator_and_plugin_is_pinned() -> None:
+    import orchestrator
+    import pytest_v13
+
+    assert set(orchestrator.__all__) == {
+        "EXIT_CODES", "MODULES", "ChildStatus", "ChildSummary", "ProcState", "ProcessSpec", "RestartPolicy",
+        "RunOptions", "RunResult", "Supervisor", "run_stack",
+    }  # fmt: skip
+    assert set(pytest_v13.__all__) == {"Settings", "Thresholds", "V13Run"}
+    for module in (orchestrator, pytest_v13):
+        for name in module.__all__:
+            assert getattr(module, name) is not None

@@ -132,3 +132,37 @@ def test_v13_items_get_a_timeout_that_covers_the_whole_run(pytester: pytest.Pyte
     pytester.makeini("[pytest]\ntimeout = 300\n")
     result = pytester.runpytest_subprocess("--v13-minutes=30", "--v13-sink=sqlite")
     result.assert_outcomes(passed=2)
+
+
+def test_sigterm_to_pytest_still_runs_session_teardown(pytester: pytest.Pytester) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = pytester.path / "teardown.txt"
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def stack():
+            yield
+            open({str(marker)!r}, "w").write("torn down")
+        """
+    )
+    pytester.makepyfile(
+        test_t="import time\n\ndef test_long(stack):\n    print('RUNNING', flush=True)\n    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider"],
+                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "RUNNING" in line:
+            break
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert marker.read_text() == "torn down", out
+    assert proc.returncode == 2  # interrupted
