@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     sink = open_sink(cfg, layout, run_id)
     engine = SignalEngine(cfg, run_id)
-    pending: list[int] = []  # sink sequence numbers at which the reader position may be saved
+    # reader positions by the sink sequence number up to which they may be saved, oldest first
     positions: dict[int, dict[str, list[str | int]]] = {}
     last_drop_log = 0.0
     rt.started(sink=sink.kind, queue_max=cfg.signal.queue_max)
@@ -52,10 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                 rt.last_event_ts_ms = feature.ts_ms
             rt.count("in", len(batch))
             if batch:
-                seq = sink.last_seq
-                pending.append(seq)
-                positions[seq] = reader.positions()
-            _commit_durable(reader, sink.durable_seq, pending, positions)
+                positions[sink.last_seq] = reader.positions()
+            _commit_durable(reader, sink.durable_seq, positions)
             counters = sink.counters()
             rt.counters["out"] = counters.written
             rt.counters["duplicates"] = counters.duplicates
@@ -70,22 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sink.flush(timeout=3.0)
         sink.close()
-        _commit_durable(reader, sink.durable_seq, pending, positions)
+        _commit_durable(reader, sink.durable_seq, positions)
         rt.counters["out"] = sink.counters().written
         rt.stopped()
     return 0
 
 
 def _commit_durable(
-    reader: StreamReader, durable: int, pending: list[int], positions: dict[int, dict[str, list[str | int]]]
+    reader: StreamReader, durable: int, positions: dict[int, dict[str, list[str | int]]]
 ) -> None:
     """Save the newest reader position whose signal rows are all durable in the sink."""
-    ready = [seq for seq in pending if seq <= durable]
+    ready = [seq for seq in positions if seq <= durable]
     if not ready:
         return
-    newest = ready[-1]
     if reader.checkpoint is not None:
-        reader.checkpoint.save({"positions": positions[newest]})
+        reader.checkpoint.save({"positions": positions[ready[-1]]})
     for seq in ready:
-        pending.remove(seq)
         del positions[seq]
