@@ -167,3 +167,22 @@ def test_an_aggtrades_replay_gives_cvd_features_and_signals_gated_for_no_book(
     engine = SignalEngine(load_config(environ={}), "replay")
     signals = [engine.on_feature(decode_row("feature", orjson.dumps(r))) for r in rows]
     assert all(s.gating and "no_book" in (s.guard_reason or "") and not s.confirm for s in signals)
+
+
+def test_connections_are_recycled_before_their_maximum_age(tmp_path: Path) -> None:
+    from v13.sources.live import LiveFeed
+
+    with FakeBinance(SYMBOLS) as server:
+        cfg = load_config(environ={}, overrides={f"source.binance.{k}": v for k, v in {
+            "market_url": server.url("/market/stream"), "public_url": server.url("/public/stream"),
+            "max_connection_age_s": 1.5, "backoff_initial_s": 0.2}.items()})  # fmt: skip
+        feed = LiveFeed(cfg.source.binance, SYMBOLS)
+        feed.start()
+        frames = []
+        deadline = time.monotonic() + 4.5
+        while time.monotonic() < deadline:
+            frames += feed.frames(timeout=0.1)
+        feed.stop()
+    assert feed.counters["age_reconnects"] >= 2  # each route at least once
+    assert feed.counters["reconnects"] >= 2
+    assert len(frames) > 40  # the feed kept delivering across the recycles
