@@ -186,3 +186,25 @@ def test_connections_are_recycled_before_their_maximum_age(tmp_path: Path) -> No
     assert feed.counters["age_reconnects"] >= 2  # each route at least once
     assert feed.counters["reconnects"] >= 2
     assert len(frames) > 40  # the feed kept delivering across the recycles
+
+
+def test_the_whole_supervised_stack_runs_on_the_live_source(tmp_path: Path) -> None:
+    from orchestrator.api import RunOptions, run_stack
+    from orchestrator.printer import Printer
+    from tests.integration.stack import FAST
+    from tests.unit.helpers import write_config
+
+    with FakeBinance(SYMBOLS) as server:
+        cfg = write_config(
+            tmp_path / "live.yaml", {**FAST, **live_changes(server), "orchestrator.health_interval_s": 2}
+        )
+        result = run_stack(
+            RunOptions(config=cfg, sink="sqlite", minutes=0.6, root=tmp_path / "root"),
+            printer=Printer(live=False),
+        )
+    assert result.status == "completed", result.early_stop
+    assert all(c.restarts == 0 and c.exit_codes == [0] for c in result.children.values())
+    assert result.report is not None and result.report.rows >= 2 * 20
+    assert result.report.dropped == 0 and "DEADLETTER" not in result.report.warnings
+    harvest = orjson.loads((tmp_path / "root/runtime/health/harvest.json").read_bytes())["counters"]
+    assert harvest["reconnects"] == 0 and harvest["trades"] > 0
