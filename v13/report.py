@@ -223,13 +223,16 @@ def render_markdown(r: ReportRow) -> str:
 
 
 def render_chart(r: ReportRow) -> bytes:
-    """PNG: confirmed buy / sell / strong signals per minute; the last 5 minutes shaded."""
-    import matplotlib
+    """PNG: confirmed buy / sell / strong signals per minute; the last 5 minutes shaded.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A bare Agg Figure rather than pyplot, which would keep every figure in global state until
+    closed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     xs = list(range(len(r.per_minute)))
     ax.bar([x - 0.27 for x in xs], [m.buy for m in r.per_minute], width=0.27, label="buy", color="#2a9d8f")
     ax.bar(xs, [m.sell for m in r.per_minute], width=0.27, label="sell", color="#e76f51")
@@ -251,7 +254,6 @@ def render_chart(r: ReportRow) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()
 
 
