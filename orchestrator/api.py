@@ -3,53 +3,50 @@
 Example::
 
     result = run_stack(RunOptions(config=Path("config/defaults.yaml"), sink="sqlite", minutes=2))
-    result.exit_code, result.report.total, result.manifest_path
+    result.status, result.exit_code, result.report.total, result.manifest_path
 
-Exit codes: 0 completed; 1 a child ended degraded; 2 usage error (raised as UsageError here);
-3 early stop (rows dropped or rotation stalled); 129 / 130 / 143 interrupted by SIGHUP / SIGINT / SIGTERM.
+How a run ends and its exit code: :mod:`orchestrator.status`. A usage mistake (bad option,
+config or root, or a root another run holds) raises :class:`v13.errors.UsageError` before
+anything starts.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import signal
-import sys
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import v13
+from orchestrator.drain import Drain
 from orchestrator.events import EventLog
+from orchestrator.interrupts import Interrupts
+from orchestrator.manifest import ChildSummary, RunState, build_manifest, child_summary
 from orchestrator.printer import Printer
 from orchestrator.probes import Finding
 from orchestrator.selfcheck import CheckResult, self_check
 from orchestrator.spec import MODULES, stage_specs
+from orchestrator.status import RunStatus
 from orchestrator.supervisor import ChildStatus, Supervisor
-from v13.config import Config, SinkKind, config_hash, default_config_path, load_config
+from v13.config import Config, SinkKind, default_config_path, load_config
 from v13.contracts import ReportRow
 from v13.errors import UsageError
-from v13.fsutil import atomic_write_json, new_run_id, now_ms, utc_iso
+from v13.fsutil import atomic_write_json, new_run_id, now_ms
 from v13.layout import Layout
-from v13.report import build_report, report_stamp, write_report
+from v13.report import build_report, write_report
+from v13.runlock import RunLock
 
-__all__ = ["EXIT_CODES", "ChildSummary", "RunOptions", "RunResult", "run_stack"]
+__all__ = ["ChildSummary", "RunOptions", "RunResult", "run_stack"]
 
-EXIT_CODES = {
-    "completed": 0,
-    "degraded": 1,
-    "early_stop": 3,
-    "interrupted_SIGINT": 130,
-    "interrupted_SIGTERM": 143,
-}
+DRAIN_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What to run; None means "as the config says"."""
+    """What to run; None means "as the config says". ``minutes`` 0: until interrupted, or, on a
+    finite source, until everything is drained."""
 
     config: Path | None = None
     enable: tuple[str, ...] = MODULES
@@ -62,27 +59,13 @@ class RunOptions:
 
 
 @dataclass
-class ChildSummary:
-    name: str
-    argv: list[str]
-    status: str
-    restarts: int
-    pids: list[int]
-    exit_codes: list[int | None]
-    stop_how: list[str]
-    peak_rss_mb: float
-    peak_open_files: int
-    env: dict[str, str]
-
-
-@dataclass
 class RunResult:
     run_id: str
     root: Path
     layout: Layout
     config: Config
-    exit_code: int
-    status: str
+    status: RunStatus
+    ended_by: str | None
     manifest_path: Path
     report_paths: dict[str, Path]
     report: ReportRow | None
@@ -93,37 +76,29 @@ class RunResult:
     started_ts_ms: int
     ended_ts_ms: int
 
+    @property
+    def exit_code(self) -> int:
+        code = self.status.exit_code
+        return 1 if code is None else code
 
-def _validate(options: RunOptions) -> None:
+
+def _validate(options: RunOptions) -> tuple[str, ...] | None:
+    """Check the options; returns the symbols upper-cased."""
     unknown = [m for m in options.enable if m not in MODULES]
     if unknown:
         raise UsageError(f"--enable: unknown module(s) {', '.join(unknown)}; choose from {','.join(MODULES)}")
     if options.sink is not None and options.sink not in [s.value for s in SinkKind]:
         raise UsageError(f"--sink {options.sink!r} is not a sink; choose jsonl or sqlite")
-    if options.minutes < 0:
-        raise UsageError(f"--minutes must be 0 (until interrupted) or positive, got {options.minutes}")
-
-
-class _Interrupts:
-    """First SIGINT/SIGTERM/SIGHUP (a closed terminal): graceful stop; second: force the kill path."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.count = 0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.signum = self.signum or signum
-        self.count += 1
+    if not math.isfinite(options.minutes) or options.minutes < 0:
+        raise UsageError(f"--minutes must be 0 (until stopped) or a positive number, got {options.minutes}")
+    if options.symbols is None:
+        return None
+    symbols = tuple(s.strip().upper() for s in options.symbols if s.strip())
+    if not symbols or not all(s.isalnum() for s in symbols):
+        raise UsageError(
+            f"--symbols {','.join(options.symbols)!r} must be comma-separated symbols such as BTCUSDT,ETHUSDT"
+        )
+    return symbols
 
 
 def run_stack(
@@ -132,73 +107,101 @@ def run_stack(
     printer: Printer | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> RunResult:
-    """Run the enabled stages under supervision until ``minutes`` pass, a stop is requested
-    (SIGINT/SIGTERM or ``stop()``), or an early-stop condition; then stop them in reverse order
-    and write the final report and manifest."""
-    _validate(options)
+    """Run the enabled stages under supervision until ``minutes`` pass, a finite source is
+    drained, a stop is requested (SIGINT/SIGTERM/SIGHUP or ``stop()``), or an early-stop
+    condition; then stop them in reverse order and write the final report and manifest."""
+    symbols = _validate(options)
     overrides = dict(options.overrides)
+    sources = {}
     if options.sink:
-        overrides["signal.sink"] = options.sink
-    if options.symbols:
-        overrides["symbols"] = list(options.symbols)
+        overrides["signal.sink"], sources["signal.sink"] = options.sink, "--sink"
+    if symbols:
+        overrides["symbols"], sources["symbols"] = list(symbols), "--symbols"
     config_path = Path(options.config) if options.config else default_config_path()
-    cfg = load_config(config_path, overrides=overrides)
+    cfg = load_config(config_path, overrides=overrides, sources=sources)
     root = Path(options.root or Path.cwd()).resolve()
     layout = Layout.from_config(cfg, root)
     started = now_ms()
     run_id = new_run_id(started)
     printer = printer or Printer(debug=options.debug)
     if not options.enable:
-        return _self_check_only(cfg, layout, run_id, started, printer, options, config_path)
+        return _self_check_only(cfg, layout, run_id, started, printer)
 
-    for directory in (layout.run_logs_dir, layout.runtime_dir, layout.data_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-    events = EventLog(layout.logs_dir / "orchestrator" / "orchestrator.log", run_id)
+    layout.prepare()
+    lock = RunLock(layout.lock_file)
+    lock.acquire(run_id, "orchestrator")
+    try:
+        return _run(options, cfg, config_path, layout, run_id, started, symbols, printer, stop)
+    finally:
+        lock.release()
+
+
+def _run(
+    options: RunOptions,
+    cfg: Config,
+    config_path: Path,
+    layout: Layout,
+    run_id: str,
+    started: int,
+    symbols: tuple[str, ...] | None,
+    printer: Printer,
+    stop: Callable[[], bool] | None,
+) -> RunResult:
+    events = EventLog(layout.orchestrator_log, run_id)
     events.listeners.append(printer.event)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started / 1000))
-    manifest_path = layout.run_logs_dir / f"run_manifest_{stamp}.json"
+    manifest_path = layout.manifest_path(run_id)
     specs = stage_specs(cfg, layout, config_path.resolve(), run_id, list(options.enable),
-                        list(options.symbols) if options.symbols else None)  # fmt: skip
-    state: dict[str, Any] = {"status": "starting", "report_paths": {}, "early_stop": [], "health": []}
-    sup: Supervisor
+                        list(symbols) if symbols else None)  # fmt: skip
+    state = RunState()
 
     def write_manifest() -> None:
-        atomic_write_json(manifest_path, _manifest(options, cfg, config_path, run_id, started, sup, state))
+        doc = build_manifest(options, cfg, config_path, run_id, started, sup, state)
+        atomic_write_json(manifest_path, doc)
 
-    sup = Supervisor(specs, cwd=root, logs_dir=layout.logs_dir, events=events,
+    sup = Supervisor(specs, cwd=layout.root, layout=layout, events=events,
                      grace_s=cfg.orchestrator.stop_grace_s, on_change=write_manifest)  # fmt: skip
-    interrupts = _Interrupts()
+
+    interrupts = Interrupts()
     interrupts.install()  # kept until the report and manifest are written: a late signal cannot cut them
+    report: ReportRow | None = None
     try:
         events.emit("Run", phase="start", enable=list(options.enable), sink=cfg.signal.sink.value,
-                    minutes=options.minutes, root=str(root), config=str(config_path))  # fmt: skip
-        printer.line(f"run {run_id}: {','.join(options.enable)} sink={cfg.signal.sink.value} root={root}")
+                    minutes=options.minutes, root=str(layout.root), config=str(config_path))  # fmt: skip
+        printer.line(
+            f"run {run_id}: {','.join(options.enable)} sink={cfg.signal.sink.value} root={layout.root}"
+        )
         early = _supervise(sup, options, cfg, layout, run_id, state, events, printer, interrupts, stop)
         report = _final_report(cfg, layout, run_id, state, events)
         if interrupts.signum:
-            status = f"interrupted_{signal.Signals(interrupts.signum).name}"
+            state.status = RunStatus.interrupted(interrupts.signum)
         elif early:
-            status = "early_stop"
-        elif any(ps.status is ChildStatus.DEGRADED for ps in sup.procs):
-            status = "degraded"
+            state.status = RunStatus.EARLY_STOP
+        elif sup.degraded:
+            state.status = RunStatus.DEGRADED
         else:
-            status = "completed"
-        state["status"] = status
-        write_manifest()
-        events.emit(
-            "Run", phase="end", status=status, exit_code=EXIT_CODES[status], manifest=str(manifest_path)
-        )
+            state.status = RunStatus.COMPLETED
+    except BaseException:
+        state.status, state.ended_by = RunStatus.FAILED, state.ended_by or "error"
+        raise
     finally:
+        write_manifest()
+        events.emit("Run", phase="end", status=state.status.value, exit_code=state.status.exit_code,
+                    ended_by=state.ended_by, degraded={ps.name: ps.degraded_reason for ps in sup.degraded},
+                    manifest=str(manifest_path))  # fmt: skip
         interrupts.restore()
         events.close()
     printer.line(
-        f"run {run_id} {status}; report {state['report_paths'].get('json', '-')}; manifest {manifest_path}"
+        f"run {run_id} {state.status.value} (exit {state.status.exit_code}, ended by {state.ended_by}); "
+        f"report {state.report_paths.get('json', '-')}; manifest {manifest_path}"
     )
+    for ps in sup.degraded:
+        printer.line(f"  {ps.name} degraded: {ps.degraded_reason}")
     return RunResult(
-        run_id=run_id, root=root, layout=layout, config=cfg, exit_code=EXIT_CODES[status], status=status,
-        manifest_path=manifest_path, report_paths=dict(state["report_paths"]), report=report,
-        children={ps.name: _summary(ps) for ps in sup.procs}, health_samples=state["health"], checks=[],
-        early_stop=state["early_stop"], started_ts_ms=started, ended_ts_ms=now_ms(),
+        run_id=run_id, root=layout.root, layout=layout, config=cfg, status=state.status,
+        ended_by=state.ended_by, manifest_path=manifest_path,
+        report_paths={k: Path(v) for k, v in state.report_paths.items()}, report=report,
+        children={ps.name: child_summary(ps) for ps in sup.procs}, health_samples=state.health, checks=[],
+        early_stop=state.early_stop, started_ts_ms=started, ended_ts_ms=now_ms(),
     )  # fmt: skip
 
 
@@ -208,60 +211,78 @@ def _supervise(
     cfg: Config,
     layout: Layout,
     run_id: str,
-    state: dict[str, Any],
+    state: RunState,
     events: EventLog,
     printer: Printer,
-    interrupts: _Interrupts,
+    interrupts: Interrupts,
     stop: Callable[[], bool] | None,
 ) -> list[Finding]:
     """Start the children and supervise them until the end; always stops them (reverse order)."""
     total_s = options.minutes * 60 if options.minutes > 0 else None
     t0 = time.monotonic()
     early: list[Finding] = []
+    drain = Drain(layout, run_id, tuple(options.enable))
+    next_drain_check = 0.0
     try:
         sup.start_all()
-        state["status"] = "running"
+        state.status = RunStatus.RUNNING
         next_health = time.monotonic() + cfg.orchestrator.health_interval_s
         while True:
-            elapsed = time.monotonic() - t0
-            if interrupts.signum or (stop and stop()) or (total_s is not None and elapsed >= total_s):
+            now = time.monotonic()
+            elapsed = now - t0
+            if interrupts.signum:
+                state.ended_by = "signal"
+            elif stop and stop():
+                state.ended_by = "stop"
+            elif total_s is not None and elapsed >= total_s:
+                state.ended_by = "time"
+            elif now >= next_drain_check:
+                next_drain_check = now + DRAIN_CHECK_S
+                if drain.drained(without=frozenset(ps.name for ps in sup.degraded)):
+                    state.ended_by = "drained"
+                    events.emit(
+                        "Drained", detail="the finite source is used up and every stage has handled it"
+                    )
+            if state.ended_by:
                 break
             sup.poll()
-            if time.monotonic() >= next_health:
+            if now >= next_health:
                 next_health += cfg.orchestrator.health_interval_s
-                early = sup.tick_health()
-                state["health"].append(_health_sample(sup, elapsed))
+                early = sup.tick_health(source_live=not drain.source_exhausted())
+                state.health.append(_health_sample(sup, elapsed))
                 printer.health_line(sup, elapsed)
                 if early:
-                    state["early_stop"] = [f"{f.code}: {f.detail}" for f in early]
-                    events.emit("EarlyStop", findings=state["early_stop"])
+                    state.early_stop = [f"{f.code}: {f.detail}" for f in early]
+                    state.ended_by = "early_stop"
+                    events.emit("EarlyStop", findings=state.early_stop)
                     _final_report(cfg, layout, run_id, state, events)
                     break
             printer.tick(sup, elapsed, total_s)
             time.sleep(0.1)
     finally:
-        state["status"] = "stopping"
+        state.status = RunStatus.STOPPING
         sup.force = interrupts.count >= 2
         threading.Thread(target=_watch_force, args=(sup, interrupts), daemon=True).start()
         sup.graceful_shutdown()
     return early
 
 
-def _watch_force(sup: Supervisor, interrupts: _Interrupts) -> None:
-    while not sup.force and any(ps.status is not ChildStatus.STOPPED for ps in sup.procs):
+def _watch_force(sup: Supervisor, interrupts: Interrupts) -> None:
+    done = (ChildStatus.STOPPED, ChildStatus.DEGRADED)
+    while not sup.force and any(ps.status not in done for ps in sup.procs):
         if interrupts.count >= 2:
             sup.force = True
         time.sleep(0.05)
 
 
-def _final_report(
-    cfg: Config, layout: Layout, run_id: str, state: dict[str, Any], events: EventLog
-) -> ReportRow:
+def _final_report(cfg: Config, layout: Layout, run_id: str, state: RunState, events: EventLog) -> ReportRow:
     report = build_report(cfg, layout, run_id)
-    paths = write_report(report, layout.report_dir, report_stamp(run_id), chart=cfg.report.chart)
-    state["report_paths"] = {k: str(v) for k, v in paths.items()}
+    paths = write_report(report, layout.summary_paths(run_id), chart=cfg.report.chart)
+    state.report_paths = {k: str(v) for k, v in paths.items()}
     events.emit("Report", total=report.total, rows=report.rows, orders=report.orders.count,
-                dropped=report.dropped, warnings=report.warnings, path=str(paths["json"]))  # fmt: skip
+                dropped=report.dropped, unprocessed_tail=report.unprocessed_tail,
+                missing_signals=report.missing_signals, warnings=report.warnings,
+                path=str(paths["json"]))  # fmt: skip
     return report
 
 
@@ -282,82 +303,15 @@ def _health_sample(sup: Supervisor, elapsed: float) -> dict[str, Any]:
     }
 
 
-def _summary(ps: Any) -> ChildSummary:
-    return ChildSummary(
-        name=ps.name, argv=ps.spec.cmd, status=ps.status.value, restarts=ps.restarts, pids=ps.pids,
-        exit_codes=ps.exit_codes, stop_how=ps.stop_how, peak_rss_mb=round(ps.peak_rss_bytes / 2**20, 1),
-        peak_open_files=ps.peak_open_files, env=ps.env_snapshot,
-    )  # fmt: skip
-
-
-def _manifest(
-    options: RunOptions,
-    cfg: Config,
-    config_path: Path,
-    run_id: str,
-    started: int,
-    sup: Supervisor,
-    state: dict[str, Any],
-) -> dict[str, Any]:
-    health = state["health"]
-    return {
-        "run_id": run_id,
-        "status": state["status"],
-        "exit_code": EXIT_CODES.get(state["status"]),
-        "started_at": utc_iso(started),
-        "updated_at": utc_iso(now_ms()),
-        "config": {"path": str(config_path.resolve()), "sha256": config_hash(config_path)},
-        "cli_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-        "enabled": list(options.enable),
-        "sink": cfg.signal.sink.value,
-        "symbols": list(cfg.symbols),
-        "children": {
-            ps.name: {
-                "argv": ps.spec.cmd,
-                "env_keys": sorted(ps.spec.env),
-                "status": ps.status.value,
-                "pids": ps.pids,
-                "start_ts_ms": ps.start_ts_ms,
-                "ready_ts_ms": ps.ready_ts_ms,
-                "stop_ts_ms": ps.stop_ts_ms,
-                "restarts": ps.restarts,
-                "exit_codes": ps.exit_codes,
-                "stop_how": ps.stop_how,
-                "peak_rss_mb": round(ps.peak_rss_bytes / 2**20, 1),
-                "peak_open_files": ps.peak_open_files,
-                "last_findings": [f"{f.code}: {f.detail}" for f in ps.findings],
-            }
-            for ps in sup.procs
-        },
-        "health": {"ticks": len(health), "last": health[-1] if health else None},
-        "early_stop": state["early_stop"],
-        "report_paths": state["report_paths"],
-        "versions": {
-            "v13": getattr(v13, "__version__", "0.1.0"),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "pid": os.getpid(),
-        },
-    }
-
-
-def _self_check_only(
-    cfg: Config,
-    layout: Layout,
-    run_id: str,
-    started: int,
-    printer: Printer,
-    options: RunOptions,
-    config_path: Path,
-) -> RunResult:
+def _self_check_only(cfg: Config, layout: Layout, run_id: str, started: int, printer: Printer) -> RunResult:
     checks = self_check(cfg, layout)
     for c in checks:
         printer.line(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
     ok = all(c.ok for c in checks)
     printer.line("self-check passed" if ok else "self-check failed")
     return RunResult(
-        run_id=run_id, root=layout.root, layout=layout, config=cfg, exit_code=0 if ok else 1,
-        status="self_check" if ok else "self_check_failed", manifest_path=Path(), report_paths={},
-        report=None, children={}, health_samples=[], checks=checks, early_stop=[],
-        started_ts_ms=started, ended_ts_ms=now_ms(),
+        run_id=run_id, root=layout.root, layout=layout, config=cfg,
+        status=RunStatus.COMPLETED if ok else RunStatus.FAILED, ended_by="self_check",
+        manifest_path=Path(), report_paths={}, report=None, children={}, health_samples=[], checks=checks,
+        early_stop=[], started_ts_ms=started, ended_ts_ms=now_ms(),
     )  # fmt: skip

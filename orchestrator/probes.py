@@ -3,9 +3,13 @@
 A ready probe answers "is it up?" (log keyword, file glob with a minimum size, SQLite table with
 rows); a health probe returns findings, each with the action it calls for:
 
-* ``restart`` — the child is unhealthy (stale heartbeat, no output cadence);
+* ``restart`` — the child is unhealthy (stale heartbeat, no output cadence, its status says
+  ``failed``);
 * ``stop_run`` — the run must end early (rows dropped, JSONL rotation stalled; card section 8);
 * ``warn`` — recorded and reported (deadletter not empty, no broker throughput).
+
+Cadence and throughput are expected only while the source is live: a finite source that is used
+up writes nothing more, and that is not a fault.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Protocol
 import orjson
 
 from orchestrator.process import Child
+from v13.layout import Glob
 
 __all__ = [
     "Action",
@@ -62,23 +67,24 @@ class LogKeyword:
 
 @dataclass(frozen=True)
 class FileGlob:
-    """Ready once a file matching ``pattern`` under ``root`` has at least ``min_size`` bytes."""
+    """Ready once a file matching one of ``globs`` has at least ``min_size`` bytes."""
 
-    root: Path
-    pattern: str
+    globs: tuple[Glob, ...]
     min_size: int = 1
 
     def ready(self, child: Child) -> bool:
-        for path in self.root.glob(self.pattern):
-            try:
-                if path.stat().st_size >= self.min_size:
-                    return True
-            except FileNotFoundError:
-                continue
+        for glob in self.globs:
+            for path in glob.root.glob(glob.pattern):
+                try:
+                    if path.stat().st_size >= self.min_size:
+                        return True
+                except FileNotFoundError:
+                    continue
         return False
 
     def describe(self) -> str:
-        return f"a file {self.root}/{self.pattern} of at least {self.min_size} bytes"
+        where = " or ".join(str(g) for g in self.globs)
+        return f"a file {where} of at least {self.min_size} bytes"
 
 
 @dataclass(frozen=True)
@@ -126,12 +132,12 @@ class Finding:
 
 
 class HealthProbe(Protocol):
-    def check(self, child: Child, uptime_s: float) -> list[Finding]: ...
+    def check(self, child: Child, uptime_s: float, *, source_live: bool = True) -> list[Finding]: ...
 
 
-def _newest_mtime(root: Path, pattern: str) -> float | None:
+def _newest_mtime(glob: Glob) -> float | None:
     newest = None
-    for path in root.glob(pattern):
+    for path in glob.root.glob(glob.pattern):
         try:
             mtime = path.stat().st_mtime
         except FileNotFoundError:
@@ -144,23 +150,24 @@ def _newest_mtime(root: Path, pattern: str) -> float | None:
 class StageHealth:
     """The health of one stage from its status file, plus optional extra checks.
 
-    ``cadence``: (root, glob, action) — a file must have been sealed there within
-    ``cadence_window_s`` once the stage has been up for longer than that.
+    ``cadence``: (glob, action) — a file must have been sealed there within
+    ``cadence_window_s`` once the stage has been up for longer than that (while the source is
+    live).
     """
 
     status_file: Path
     run_id: str
     heartbeat_max_age_s: float
-    cadence: list[tuple[Path, str, Action]] = field(default_factory=list)
+    cadence: list[tuple[Glob, Action]] = field(default_factory=list)
     cadence_window_s: float = 60.0
-    deadletter_dir: Path | None = None
+    deadletter: Glob | None = None
     throughput_counter: str | None = None
-    fresh_file: tuple[Path, str, float] | None = None
+    fresh_file: tuple[Glob, float] | None = None
     clock: Callable[[], float] = time.time
     _counter_seen: tuple[float, int] | None = None
     last_status: dict[str, object] | None = None
 
-    def check(self, child: Child, uptime_s: float) -> list[Finding]:
+    def check(self, child: Child, uptime_s: float, *, source_live: bool = True) -> list[Finding]:
         out: list[Finding] = []
         now = self.clock()
         try:
@@ -174,20 +181,20 @@ class StageHealth:
                     Finding(Action.RESTART, "NO_STATUS", f"no status file of this run at {self.status_file}")
                 )
             return out
+        if status.get("state") == "failed":
+            out.append(Finding(Action.RESTART, "FAILED", str(status.get("error"))))
         age = now - status["ts_ms"] / 1000
         if age > self.heartbeat_max_age_s:
             out.append(Finding(Action.RESTART, "HEARTBEAT_STALE", f"last heartbeat {age:.1f} s ago"))
         dropped = int(status.get("counters", {}).get("dropped", 0))
         if dropped:
             out.append(Finding(Action.STOP_RUN, "DROPPED", f"{dropped} rows dropped"))
-        if uptime_s > self.cadence_window_s + 15:
-            for root, pattern, action in self.cadence:
-                newest = _newest_mtime(root, pattern)
+        if source_live and uptime_s > self.cadence_window_s + 15:
+            for glob, action in self.cadence:
+                newest = _newest_mtime(glob)
                 if newest is None or now - newest > self.cadence_window_s:
                     code = "ROTATION_STALLED" if action is Action.STOP_RUN else "NO_CADENCE"
-                    out.append(
-                        Finding(action, code, f"no new {root}/{pattern} in {self.cadence_window_s:.0f} s")
-                    )
+                    out.append(Finding(action, code, f"no new {glob} in {self.cadence_window_s:.0f} s"))
             if self.throughput_counter:
                 value = int(status.get("counters", {}).get(self.throughput_counter, 0))
                 seen = self._counter_seen
@@ -197,13 +204,11 @@ class StageHealth:
                             Finding(Action.WARN, "NO_THROUGHPUT", f"{self.throughput_counter} did not grow")
                         )
                     self._counter_seen = (now, value)
-        if self.fresh_file is not None and uptime_s > self.fresh_file[2]:
-            root, pattern, max_age = self.fresh_file
-            newest = _newest_mtime(root, pattern)
+        if self.fresh_file is not None and uptime_s > self.fresh_file[1]:
+            glob, max_age = self.fresh_file
+            newest = _newest_mtime(glob)
             if newest is None or now - newest > max_age:
-                out.append(
-                    Finding(Action.WARN, "STALE_REPORT", f"{root}/{pattern} older than {max_age:.0f} s")
-                )
-        if self.deadletter_dir is not None and any(self.deadletter_dir.rglob("*.jsonl")):
-            out.append(Finding(Action.WARN, "DEADLETTER", f"rows rejected into {self.deadletter_dir}"))
+                out.append(Finding(Action.WARN, "STALE_REPORT", f"{glob} older than {max_age:.0f} s"))
+        if self.deadletter is not None and self.deadletter.paths():
+            out.append(Finding(Action.WARN, "DEADLETTER", f"rows rejected into {self.deadletter}"))
         return out

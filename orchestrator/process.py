@@ -1,9 +1,9 @@
 """One supervised child process: start, observe, stop its whole process group.
 
 The child runs in its own session (``start_new_session=True``, never ``preexec_fn``), stdin from
-/dev/null, stdout/stderr appended straight to ``logs/<name>/{stdout,stderr}.log`` (no pipe that
-could fill up). Stopping signals the leader, then the group, then SIGKILLs the group and every
-descendant seen before the stop; the child counts as stopped only when its group and those
+/dev/null, stdout/stderr appended straight to its log files (no pipe that could fill up).
+Stopping signals the leader, then the group, then SIGKILLs the group and every descendant seen
+before the stop; the child counts as stopped only when its group and those
 descendants are gone (a leader that exited is not enough).
 """
 
@@ -63,12 +63,15 @@ def _alive(proc: psutil.Process) -> bool:
 class Child:
     """A started child; ``poll()`` reaps it, ``stop()`` ends its whole tree."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log_dir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path, *, stdout: Path, stderr: Path
+    ) -> None:
         self.name = name
         self.argv = argv
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.stdout_path = log_dir / "stdout.log"
-        self.stderr_path = log_dir / "stderr.log"
+        self.stdout_path = stdout
+        self.stderr_path = stderr
+        for path in (stdout, stderr):
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.stderr_offset = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.popen = subprocess.Popen(

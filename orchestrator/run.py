@@ -6,8 +6,9 @@ Examples:
   python -m orchestrator.run --sink sqlite --minutes 0      # until Ctrl-C (twice: kill now)
   python -m orchestrator.run --enable ""                     # health self-check only
 
-Exit codes: 0 completed, 1 a child ended degraded, 2 usage error, 3 early stop (rows dropped or
-JSONL rotation stalled), 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.
+Exit codes: 0 completed (time up, or a finite source drained), 1 a stage ended degraded,
+2 usage error (bad option, config or root; the root is in use by another run), 3 early stop
+(rows dropped or JSONL rotation stalled), 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.
 Files: logs/orchestrator/orchestrator.log, logs/<stage>/, artifacts/run_logs/run_manifest_*.json,
 logs/report/summary_*.{json,md,png} (see docs/orchestrator_smoke.md).
 """
@@ -46,19 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sink", default=None, help="jsonl | sqlite, passed to the signal stage as V13_SINK")
     parser.add_argument(
-        "--minutes", type=float, default=30.0, help="run time; 0 = until interrupted (default 30)"
-    )
+        "--minutes", type=float, default=30.0,
+        help="run time; 0 = until interrupted, or until a finite source is drained (default 30)",
+    )  # fmt: skip
     parser.add_argument("--symbols", default=None, help="override the config's symbols, e.g. BTCUSDT,ETHUSDT")
     parser.add_argument("--root", type=Path, default=None, help="work root (default: current directory)")
     parser.add_argument("--debug", action="store_true", help="echo every orchestrator event to stdout")
     args = parser.parse_args(argv)
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"--config {args.config} does not exist; pass a copy of {DEFAULT_CONFIG_PATH}")
-    symbols = _csv(args.symbols) if args.symbols else None
-    if symbols is not None and not all(s.isalnum() for s in symbols):
-        raise UsageError(
-            f"--symbols {args.symbols!r} must be comma-separated symbols such as BTCUSDT,ETHUSDT"
-        )
+    symbols = _csv(args.symbols) if args.symbols is not None else None
     options = RunOptions(config=args.config, enable=_csv(args.enable), sink=args.sink, minutes=args.minutes,
                          symbols=symbols, debug=args.debug, root=args.root)  # fmt: skip
     return run_stack(options).exit_code

@@ -20,7 +20,7 @@ from orchestrator.probes import (
     StageHealth,
 )
 from v13.config import Config, SinkKind
-from v13.layout import Layout
+from v13.layout import Glob, Layout
 
 __all__ = ["MODULES", "ProcessSpec", "RestartPolicy", "child_env", "stage_specs"]
 
@@ -93,35 +93,38 @@ def stage_specs(
             cadence_window_s=window + 10, **extra,  # type: ignore[arg-type]
         )  # fmt: skip
 
+    data = layout.data
+    summary = Glob(layout.report_dir, layout.summary_paths(run_id)["json"].name)
     specs: dict[str, ProcessSpec] = {}
     specs["harvest"] = ProcessSpec(
         "harvest",
         [*py, "mcp.harvest_server.app", *cfg_arg, *(["--symbols", ",".join(symbols)] if symbols else [])],
         env, LogKeyword(),
-        health("harvest", cadence=[(layout.raw_ready, "*/*/*/*.jsonl", Action.RESTART),
-                                   (layout.preview_ready, "*/*/*/*.jsonl", Action.RESTART)],
-               deadletter_dir=layout.deadletter_dir / "harvest"),
+        health("harvest", cadence=[(data.raw_segments(), Action.RESTART),
+                                   (data.feature_segments(), Action.RESTART)],
+               deadletter=layout.deadletter_files("harvest")),
         policy, o.ready_timeout_s,
     )  # fmt: skip
     if cfg.signal.sink is SinkKind.SQLITE:
         sink_ready: ReadyProbe = SqliteRows(layout.signals_db)
-        rotation: list[tuple[Path, str, Action]] = []
+        rotation: list[tuple[Glob, Action]] = []
     else:
-        sink_ready = FileGlob(layout.runtime_dir, "*/signal/*/*/*.*")
-        rotation = [(layout.signal_ready, "*/*/*.jsonl", Action.STOP_RUN)]
+        sink_ready = FileGlob(layout.signal_files())
+        rotation = [(layout.signal_segments(), Action.STOP_RUN)]
     specs["signal"] = ProcessSpec(
         "signal", [*py, "mcp.signal_server.app", *cfg_arg], env, AllOf((LogKeyword(), sink_ready)),
-        health("signal", cadence=rotation, deadletter_dir=layout.deadletter_dir / "signal"),
+        health("signal", cadence=rotation, deadletter=layout.deadletter_files("signal")),
         policy, o.ready_timeout_s,
     )  # fmt: skip
     specs["broker"] = ProcessSpec(
         "broker", [*py, "mcp.broker_gateway_server.app", "--mock", "1", *cfg_arg], env, LogKeyword(),
-        health("broker", throughput_counter="in"), policy, o.ready_timeout_s,
+        health("broker", throughput_counter="in", deadletter=layout.deadletter_files("broker")),
+        policy, o.ready_timeout_s,
     )  # fmt: skip
     specs["report"] = ProcessSpec(
         "report", [*py, "mcp.report_server.app", "--tail", str(layout.signal_ready), *cfg_arg], env,
-        AllOf((LogKeyword(), FileGlob(layout.report_dir, "summary_*.json"))),
-        health("report", fresh_file=(layout.report_dir, "summary_*.json", 2 * cfg.report.interval_s + 15)),
+        AllOf((LogKeyword(), FileGlob((summary,)))),
+        health("report", fresh_file=(summary, 2 * cfg.report.interval_s + 15)),
         policy, o.ready_timeout_s,
     )  # fmt: skip
     return [specs[name] for name in MODULES if name in enable]

@@ -18,6 +18,7 @@ from orchestrator.probes import Action, Finding
 from orchestrator.process import Child, TreeMetrics
 from orchestrator.spec import ProcessSpec
 from v13.fsutil import now_ms
+from v13.layout import Layout
 
 __all__ = ["ChildStatus", "ProcState", "Supervisor"]
 
@@ -54,6 +55,7 @@ class ProcState:
     last_metrics: TreeMetrics | None = None
     findings: list[Finding] = field(default_factory=list)
     env_snapshot: dict[str, str] = field(default_factory=dict)
+    degraded_reason: str | None = None  # set once; the child stays degraded for the rest of the run
 
     @property
     def name(self) -> str:
@@ -68,7 +70,7 @@ class Supervisor:
         specs: list[ProcessSpec],
         *,
         cwd: Path,
-        logs_dir: Path,
+        layout: Layout,
         events: EventLog,
         grace_s: float = 5.0,
         on_change: Callable[[], None] | None = None,
@@ -76,7 +78,7 @@ class Supervisor:
     ) -> None:
         self.procs = [ProcState(spec) for spec in specs]
         self.cwd = cwd
-        self.logs_dir = logs_dir
+        self.layout = layout
         self.events = events
         self.grace_s = grace_s
         self.on_change = on_change or (lambda: None)
@@ -92,7 +94,10 @@ class Supervisor:
 
     def _start(self, ps: ProcState) -> None:
         spec = ps.spec
-        ps.child = Child(spec.name, spec.cmd, spec.env, self.cwd, self.logs_dir / spec.name)
+        ps.child = Child(
+            spec.name, spec.cmd, spec.env, self.cwd,
+            stdout=self.layout.stage_stdout(spec.name), stderr=self.layout.stage_stderr(spec.name),
+        )  # fmt: skip
         ps.status = ChildStatus.STARTING
         ps.started_mono = self.clock()
         ps.ready_deadline = ps.started_mono + spec.ready_timeout_s
@@ -163,15 +168,17 @@ class Supervisor:
                 ps.peak_rss_bytes = max(ps.peak_rss_bytes, m.rss_bytes)
                 ps.peak_open_files = max(ps.peak_open_files, m.open_files)
 
-    def tick_health(self) -> list[Finding]:
-        """Probe every ready child; restart the unhealthy; return findings that end the run."""
+    def tick_health(self, *, source_live: bool = True) -> list[Finding]:
+        """Probe every ready child; restart the unhealthy; return findings that end the run.
+        ``source_live`` False (a finite source is used up): no output cadence is expected."""
         self.sample_metrics()
         stop_run: list[Finding] = []
         for ps in self.procs:
             if ps.status is not ChildStatus.READY or ps.child is None:
                 continue
             uptime = self.clock() - ps.started_mono
-            findings = ps.spec.health_probe.check(ps.child, uptime) if ps.spec.health_probe else []
+            probe = ps.spec.health_probe
+            findings = probe.check(ps.child, uptime, source_live=source_live) if probe else []
             ps.findings = findings
             m = ps.last_metrics
             self.events.emit(
@@ -196,6 +203,7 @@ class Supervisor:
         policy = ps.spec.restart_policy
         if ps.restarts >= policy.max_restarts:
             ps.status = ChildStatus.DEGRADED
+            ps.degraded_reason = f"{ps.restarts} restart(s) used up; last failure: {reason}"
             self.events.emit("Degraded", name=ps.name, restarts=ps.restarts, reason=reason)
         else:
             delay = policy.delay(ps.restarts)
@@ -206,10 +214,17 @@ class Supervisor:
         self.on_change()
 
     # -- stop --------------------------------------------------------------------------------
+    @property
+    def degraded(self) -> list[ProcState]:
+        return [ps for ps in self.procs if ps.degraded_reason is not None]
+
     def graceful_shutdown(self) -> None:
-        """Stop every child in reverse start order; a child is stopped when its whole tree is gone."""
+        """Stop every child in reverse start order; a child is stopped when its whole tree is gone.
+        A degraded child (already stopped when it was given up) keeps that status."""
         for ps in reversed(self.procs):
             child = ps.child
+            if ps.status is ChildStatus.DEGRADED:
+                continue
             if child is None or ps.status in (ChildStatus.STOPPED, ChildStatus.PENDING):
                 ps.status = ChildStatus.STOPPED
                 continue

@@ -107,28 +107,24 @@ def check_report_fields(run: V13Run) -> None:
 
 def check_layout(run: V13Run) -> None:
     layout = run.result.layout
-    expected = [
-        *layout.raw_ready.glob("*/*/trades/*.jsonl"),
-        *layout.raw_ready.glob("*/*/book/*.jsonl"),
-        *layout.preview_ready.glob("*/*/features/*.jsonl"),
-    ]
-    assert expected, "no raw or feature segments under data/raw and data/preview"
+    data = layout.data
+    segments = {kind: glob.paths() for kind, glob in (("trade", data.raw_segments("trades")),
+                ("book", data.raw_segments("book")), ("feature", data.feature_segments()))}  # fmt: skip
+    empty = [kind for kind, paths in segments.items() if not paths]
+    assert not empty, f"no {empty} segments under data/raw and data/preview"
     needed = [
         layout.orders_file,
-        layout.logs_dir / "orchestrator" / "orchestrator.log",
+        layout.orchestrator_log,
         *(layout.health_file(n) for n in run.result.children),
-        *(layout.logs_dir / n / "stderr.log" for n in run.result.children),
+        *(layout.stage_stderr(n) for n in run.result.children),
         layout.signals_db if run.sink == "sqlite" else layout.signal_ready,
     ]
     missing = [str(p) for p in needed if not p.exists()]
     assert not missing, f"missing: {missing}"
-    leftovers = [str(p) for p in run.root.rglob("*.part")]
+    leftovers = [str(p) for glob in layout.open_segments() for p in glob.paths()]
     assert not leftovers, f"open segments left after the stop: {leftovers[:5]}"
-    for kind, pattern in (("trade", "*/*/trades/*.jsonl"), ("book", "*/*/book/*.jsonl")):
-        first = next(layout.raw_ready.glob(pattern))
-        decode_row(kind, first.read_bytes().splitlines()[0])
-    feature = next(layout.preview_ready.glob("*/*/features/*.jsonl"))
-    decode_row("feature", feature.read_bytes().splitlines()[0])
+    for kind, paths in segments.items():
+        decode_row(kind, paths[0].read_bytes().splitlines()[0])
 
 
 def check_env_whitelist(run: V13Run) -> None:
@@ -198,8 +194,7 @@ def check_resources(run: V13Run) -> None:
 
 
 def check_deadletter_empty(run: V13Run) -> None:
-    root = run.result.layout.deadletter_dir
-    files = [p for p in root.rglob("*.jsonl")] if root.exists() else []
+    files = run.result.layout.deadletter_files().paths()
     assert not files, f"deadletter not empty: {[str(p) for p in files]}"
 
 
@@ -223,7 +218,7 @@ def check_manifest(run: V13Run) -> None:
 
 
 def check_orchestrator_log(run: V13Run) -> None:
-    path = run.result.layout.logs_dir / "orchestrator" / "orchestrator.log"
+    path = run.result.layout.orchestrator_log
     events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
     mine = Counter(e["event"] for e in events if e["run_id"] == run.run_id)
     missing = [e for e in ("Start", "Ready", "Health", "Stop") if not mine[e]]

@@ -50,7 +50,7 @@ class V13Run:
                 rows = conn.execute("SELECT * FROM signals WHERE run_id = ?", (self.run_id,)).fetchall()
                 return [dict(r) for r in rows]
         out = []
-        for path in sorted(layout.signal_ready.rglob("*.jsonl")):
+        for path in layout.signal_segments().paths():
             for line in path.read_bytes().splitlines():
                 row = orjson.loads(line)
                 if row.get("run_id") == self.run_id:
@@ -66,15 +66,14 @@ class V13Run:
         return [r for r in rows if r.get("run_id") == self.run_id]
 
     def jsonl_shards(self) -> list[Path]:
-        return sorted(self.result.layout.signal_ready.rglob("*.jsonl"))
+        return self.result.layout.signal_segments().paths()
 
     def stderr_logs(self) -> dict[str, Path]:
-        return {name: self.result.layout.logs_dir / name / "stderr.log" for name in self.result.children}
+        return {name: self.result.layout.stage_stderr(name) for name in self.result.children}
 
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.result.layout.logs_dir / name / "stderr.log"
-        if name == "orchestrator":
-            path = self.result.layout.logs_dir / "orchestrator" / "orchestrator.log"
+        layout = self.result.layout
+        path = layout.orchestrator_log if name == "orchestrator" else layout.stage_stderr(name)
         try:
             return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:

@@ -1,7 +1,9 @@
 """Mock/paper broker book-keeping: which signals trade, how they fill, positions and PnL.
 
 Rules (deterministic, from DESIGN.md): every confirmed strong signal trades; every
-``normal_every``-th confirmed normal signal per symbol trades. A buy fills at the signal's best
+``normal_every``-th confirmed normal signal per symbol trades. A signal at or before the last
+one a symbol's book has seen is ignored, so reading the sink again (after a restart, or a
+recreated sink file) never books anything twice. A buy fills at the signal's best
 ask plus slippage, a sell at its best bid minus slippage, for ``order_usd`` of notional; the fee
 is ``fee_bps`` of the notional. Money is booked in Decimal; realised PnL is net of fees and uses
 the average entry price.
@@ -13,9 +15,9 @@ as a paper account would show them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+
+import msgspec
 
 from v13.config import BrokerConfig
 from v13.contracts import OrderRow, SignalRow
@@ -26,9 +28,8 @@ _QTY = Decimal("0.00000001")
 _BPS = Decimal(10_000)
 
 
-@dataclass
-class Book:
-    """One symbol's account state."""
+class Book(msgspec.Struct, forbid_unknown_fields=True):
+    """One symbol's account state (checkpointed; Decimals travel as strings)."""
 
     normal_seen: int = 0
     position: Decimal = Decimal(0)
@@ -36,16 +37,7 @@ class Book:
     realized: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
     last_mid: Decimal = Decimal(0)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Decimal) else v for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Book:
-        return cls(
-            normal_seen=int(doc["normal_seen"]),
-            **{k: Decimal(doc[k]) for k in ("position", "avg_price", "realized", "fees", "last_mid")},
-        )
+    last_ts: int = -1  # ts_ms of the last signal seen
 
     @property
     def unrealized(self) -> Decimal:
@@ -59,17 +51,17 @@ class Book:
 class Broker:
     """Turns signal rows into order rows; state is JSON-serialisable for the checkpoint."""
 
-    def __init__(self, cfg: BrokerConfig, run_id: str, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: BrokerConfig, run_id: str, books: dict[str, Book] | None = None) -> None:
         self.cfg = cfg
         self.run_id = run_id
         self.paper = cfg.paper
-        self.books: dict[str, Book] = {s: Book.from_json(d) for s, d in (state or {}).items()}
-
-    def state(self) -> dict[str, Any]:
-        return {s: b.to_json() for s, b in self.books.items()}
+        self.books: dict[str, Book] = dict(books or {})
 
     def on_signal(self, sig: SignalRow) -> OrderRow | None:
         book = self.books.setdefault(sig.symbol, Book())
+        if sig.ts_ms <= book.last_ts:
+            return None
+        book.last_ts = sig.ts_ms
         if self.paper and sig.mid is not None:
             book.last_mid = Decimal(repr(sig.mid))
         if not sig.confirm or sig.signal_type not in ("buy", "sell", "strong_buy", "strong_sell"):

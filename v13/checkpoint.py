@@ -1,40 +1,71 @@
 """A consumer's checkpoint in runtime/state/<name>.json, written atomically, scoped to a run.
 
-A checkpoint of another run is ignored: a new run starts with its own data, a child restarted
-within the run resumes where it stopped.
+The state is a typed msgspec Struct, checked when loaded. A checkpoint of another run is
+ignored: a new run starts with its own data, a child restarted within the run resumes where it
+stopped. A checkpoint of this run that is not JSON, or not of the expected shape, is corrupt:
+one warning, and the consumer starts from the run's start (sinks and the broker ignore rows
+they already have, so re-reading is safe).
+
+Example::
+
+    cp = Checkpoint(layout.state_file("signal"), run_id, warn=rt.log)
+    state = cp.load(SignalState) or SignalState()
+    cp.save(state)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
+import msgspec
 import orjson
 
 from v13.fsutil import atomic_write_bytes
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "StreamPositions"]
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+StreamPositions = dict[str, tuple[str, str, int]]  # tail -> (partition, stem, offset)
 
 
 class Checkpoint:
-    """Load and save one consumer's position state (any JSON mapping)."""
+    """Load and save one consumer's typed state."""
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(self, path: Path, run_id: str, *, warn: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         self.run_id = run_id
+        self._warn = warn or (lambda _message: None)
 
-    def load(self) -> dict[str, Any] | None:
-        """The saved state of this run, or None (no file, another run, or an unreadable file)."""
+    def load(self, schema: type[S]) -> S | None:
+        """The saved state of this run, or None (no file, another run's, or corrupt: warned)."""
         try:
             doc = orjson.loads(self.path.read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
+        except FileNotFoundError:
             return None
-        if not isinstance(doc, dict) or doc.get("run_id") != self.run_id:
+        except OSError as exc:
+            self._corrupt(f"cannot be read ({exc.strerror})")
             return None
-        state = doc.get("state")
-        return state if isinstance(state, dict) else None
+        except orjson.JSONDecodeError:
+            self._corrupt("is not JSON")
+            return None
+        if not isinstance(doc, dict):
+            self._corrupt("is not a JSON object")
+            return None
+        if doc.get("run_id") != self.run_id:
+            return None
+        try:
+            return msgspec.convert(doc.get("state"), schema)
+        except msgspec.ValidationError as exc:
+            self._corrupt(f"has the wrong shape ({exc})")
+            return None
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save(self, state: msgspec.Struct) -> None:
         """Replace the checkpoint; durable, so a crash right after keeps it."""
-        data = orjson.dumps({"run_id": self.run_id, "state": state})
+        data = msgspec.json.encode({"run_id": self.run_id, "state": state})
         atomic_write_bytes(self.path, data, durable=True)
+
+    def _corrupt(self, why: str) -> None:
+        self._warn(f"WARNING checkpoint {self.path} {why}: ignored, starting from the run's start")

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from v13.errors import ConfigError
 
@@ -78,7 +80,9 @@ PosInt = Annotated[int, Field(gt=0)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # strict: a bool is not an int, a string is not a number; validated in JSON mode, where a
+    # string is a Path or an enum value and a list a tuple
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class PathsConfig(_Section):
@@ -152,9 +156,14 @@ class FeaturesConfig(_Section):
 
     @field_validator("ofi_weights")
     @classmethod
-    def _weights_not_empty(cls, value: list[float]) -> list[float]:
+    def _one_weight_per_level(cls, value: list[float], info: ValidationInfo) -> list[float]:
         if not value or sum(value) <= 0:
             raise ValueError("needs at least one positive weight")
+        levels = info.data.get("ofi_levels")  # declared before ofi_weights, so validated first
+        if levels is not None and len(value) != levels:
+            raise ValueError(
+                f"{len(value)} weight(s) for ofi_levels = {levels}; give exactly one weight per level"
+            )
         return value
 
 
@@ -266,6 +275,7 @@ def load_config(
     *,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Config:
     """Read, override and validate a config file.
 
@@ -274,24 +284,55 @@ def load_config(
         overrides: dotted keys set after the file and the environment (``{"signal.sink": "sqlite"}``),
             used by command-line flags and tests.
         environ: the environment to read the three overrides from; ``os.environ`` by default.
+        sources: where an override came from, by dotted key (``{"symbols": "--symbols"}``), so an
+            invalid value is blamed on the option that set it, not on the file.
 
     Raises:
         ConfigError: missing file, invalid YAML, unknown key, wrong type or bad value; the message
-            names the file and the dotted key.
+            names the file (or the option, or the environment variable) and the dotted key.
     """
     cfg_path = Path(path) if path is not None else default_config_path()
     raw = _read_yaml(cfg_path)
     env = os.environ if environ is None else environ
+    origin: dict[str, str] = {}
     for var, key in ENV_OVERRIDES.items():
         value = env.get(var)
         if value not in (None, ""):
             _set_dotted(raw, key, _env_value(var, value, cfg_path), cfg_path)
+            origin[key] = f"environment variable {var}"
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value, cfg_path)
+        if sources and key in sources:
+            origin[key] = sources[key]
+    for key, value in _walk(raw):
+        if isinstance(value, float) and not math.isfinite(value):
+            where = origin.get(_top_key(key, origin), f"config file {cfg_path}")
+            raise ConfigError(f"invalid {where}: key {key!r} must be a finite number (got {value!r})")
     try:
-        return Config.model_validate({**raw, "source_path": cfg_path})
+        doc = orjson.dumps({**raw, "source_path": str(cfg_path)}, default=str)
+        return Config.model_validate_json(doc)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, cfg_path)) from None
+        raise ConfigError(_describe(exc, cfg_path, origin)) from None
+
+
+def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a parsed YAML document."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{prefix}.{i}")
+    else:
+        yield prefix, node
+
+
+def _top_key(key: str, origin: Mapping[str, str]) -> str:
+    """The overridden key that ``key`` lies under (``symbols.0`` -> ``symbols``), else ``key``."""
+    for candidate in origin:
+        if key == candidate or key.startswith(candidate + "."):
+            return candidate
+    return key
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -341,11 +382,17 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
     node[leaf] = value
 
 
-def _describe(exc: ValidationError, path: Path) -> str:
+def _describe(exc: ValidationError, path: Path, origin: Mapping[str, str]) -> str:
+    """One line: the source blamed (the option or variable that set the first bad key, else the
+    file), then every problem with its dotted key."""
     problems = []
     missing = []
+    blamed: list[str] = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        top = _top_key(key, origin)
+        if top in origin:
+            blamed.append(origin[top])
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key {key!r} (remove it or check its spelling)")
         elif err["type"] == "missing":
@@ -356,4 +403,5 @@ def _describe(exc: ValidationError, path: Path) -> str:
             problems.append(f"key {key!r}: {err['msg']}{shown}")
     if missing:
         problems.append(f"missing key(s) {', '.join(missing)} (copy from config/defaults.yaml)")
-    return f"invalid config file {path}: " + "; ".join(problems)
+    where = f"{blamed[0]} (over config file {path})" if blamed else f"config file {path}"
+    return f"invalid {where}: " + "; ".join(problems)

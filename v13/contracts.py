@@ -45,7 +45,7 @@ SignalType = Literal["strong_buy", "buy", "sell", "strong_sell", "neutral", "pen
 OrderSide = Literal["BUY", "SELL"]
 Strength = Literal["STRONG", "NORMAL"]
 OrderStatus = Literal["FILLED", "REJECTED"]
-StageState = Literal["starting", "ready", "running", "stopping"]
+StageState = Literal["starting", "ready", "running", "exhausted", "failed", "stopping"]
 
 TsMs = Annotated[int, Meta(ge=0, description="UTC epoch milliseconds")]
 Level = tuple[float, float]
@@ -197,13 +197,29 @@ class StatusRow(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, _d("stage name")]
     pid: Annotated[int, _d("process id")]
     run_id: Annotated[str, _d("run id")]
-    state: Annotated[StageState, _d("starting | ready | running | stopping")]
+    state: Annotated[
+        StageState,
+        _d(
+            "starting | ready | running | exhausted (a finite source is used up, every segment "
+            "sealed) | failed (see error; the process exits 1) | stopping"
+        ),
+    ]
     ts_ms: Annotated[TsMs, _d("heartbeat: wall clock of this write")]
     started_ts_ms: Annotated[TsMs, _d("process start")]
     counters: Annotated[dict[str, int], _d("in, out, dropped, deadletter, reconnects, ...")]
     queue_size: Annotated[int, _d("rows waiting in the stage's internal queue")]
     last_event_ts_ms: Annotated[int | None, _d("event time of the last row handled")]
     lag_ms: Annotated[float | None, _d("wall clock minus last event time, ms")]
+    error: Annotated[str | None, _d("why the stage failed (state failed), one line")] = None
+    exhausted_ts_ms: Annotated[
+        int | None, _d("wall clock at which the finite source was used up and all output sealed")
+    ] = None
+    caught_up_poll_ts_ms: Annotated[
+        int | None, _d("wall clock at which the latest poll that found nothing new started")
+    ] = None
+    caught_up_ts_ms: Annotated[
+        int | None, _d("wall clock after that poll at which everything read so far was durable")
+    ] = None
 
 
 class MinuteCount(msgspec.Struct, forbid_unknown_fields=True):
@@ -250,8 +266,14 @@ class ReportRow(msgspec.Struct, forbid_unknown_fields=True):
     per_minute: Annotated[list[MinuteCount], _d("every minute of the run")]
     last_5min: Annotated[LastFiveMinutes, _d("last five minutes' rhythm and strong ratio")]
     dropped: Annotated[int, _d("dropped rows summed over the stages' status files")]
+    unprocessed_tail: Annotated[
+        int, _d("feature rows after each symbol's last signal row: the tail a stop leaves, from the files")
+    ]
+    missing_signals: Annotated[int, _d("feature rows before each symbol's last signal row without one")]
     orders: Annotated[OrdersSummary, _d("broker orders")]
-    warnings: Annotated[list[str], _d("codes: NO_SIGNALS, ALL_GATED, DROPPED, DEADLETTER, ...")]
+    warnings: Annotated[
+        list[str], _d("codes: NO_SIGNALS, ALL_GATED, DROPPED, DEADLETTER, NO_ORDERS, MISSING_SIGNALS")
+    ]
 
 
 CONTRACTS: dict[str, type[msgspec.Struct]] = {

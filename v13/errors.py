@@ -4,15 +4,18 @@ Tree::
 
     V13Error                 base of everything the library raises on purpose
     ├── UsageError           a user mistake (bad argument, bad config); CLIs print it and exit 2
-    │   └── ConfigError      the config file is missing, unreadable or invalid
-    └── ContractError        a row does not match its contract (field, type or value)
+    │   ├── ConfigError      the config file is missing, unreadable or invalid
+    │   └── RootBusy         another run holds the work root (v13.runlock)
+    ├── ContractError        a row does not match its contract (field, type or value)
+    └── StageFailure         a stage cannot go on (its sink failed or vanished): it records the
+                             reason in its status file and exits 1, so the supervisor acts
 
 Messages say what was wrong, where it came from and how to fix it, in one sentence.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ContractError", "UsageError", "V13Error"]
+__all__ = ["ConfigError", "ContractError", "StageFailure", "UsageError", "V13Error"]
 
 
 class V13Error(Exception):
@@ -29,3 +32,7 @@ class ConfigError(UsageError):
 
 class ContractError(V13Error):
     """A row breaks its contract; the reason names the field."""
+
+
+class StageFailure(V13Error):
+    """A stage cannot continue; the message is the one-line reason put in its status file."""

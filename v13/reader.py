@@ -1,13 +1,12 @@
-"""Follow every stream under a spool/ready pair, decode rows by contract, checkpoint the lot.
+"""Follow every stream under a spool/ready pair, decode rows by contract, send bad lines to the
+deadletter.
 
-Example (the broker following the JSONL signal sink)::
+Example (the signal stage following the feature streams)::
 
-    reader = StreamReader(layout.signal_spool, layout.signal_ready, "signal",
-                          checkpoint=Checkpoint(layout.state_file("broker"), run_id),
-                          deadletter=Deadletter(layout.deadletter_dir, "broker", run_id),
-                          stem_filter=run_id)
+    reader = StreamReader(layout.preview_spool, layout.preview_ready, "feature",
+                          positions=saved, deadletter=Deadletter(...), stem_filter=run_id)
     for tail, row in reader.poll(): ...
-    reader.commit()      # after the rows' effects are durable
+    checkpoint.save(State(positions=reader.positions()))   # after the rows' effects are durable
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from v13.checkpoint import Checkpoint
+from v13.checkpoint import StreamPositions
 from v13.contracts import decode_row
 from v13.deadletter import Deadletter
 from v13.errors import ContractError
@@ -34,24 +33,28 @@ class StreamReader:
         ready: Path,
         kind: str,
         *,
-        checkpoint: Checkpoint | None = None,
+        positions: StreamPositions | None = None,
         deadletter: Deadletter | None = None,
         stem_filter: str | None = None,
         tails: list[str] | None = None,
         rediscover_s: float = 1.0,
     ) -> None:
         self.spool, self.ready, self.kind = Path(spool), Path(ready), kind
-        self.checkpoint = checkpoint
         self.deadletter = deadletter
         self.stem_filter = stem_filter
         self._fixed_tails = tails
         self._rediscover_s = rediscover_s
         self._last_discover = float("-inf")
-        saved = (checkpoint.load() if checkpoint else None) or {}
-        self._saved = {t: Position.from_list(v) for t, v in saved.get("positions", {}).items()}
+        self._saved = {t: Position(*v) for t, v in (positions or {}).items()}
         self.followers: dict[str, SegmentFollower] = {}
         self.rows = 0
         self.rejected = 0
+
+    def rewind(self) -> None:
+        """Start again from the first segment of every stream (of ``stem_filter``)."""
+        self._saved = {}
+        self.followers = {}
+        self._last_discover = float("-inf")
 
     def poll(self, max_rows: int = 5000) -> list[tuple[str, Any]]:
         """New valid rows as (tail, row); invalid lines go to the deadletter and are counted."""
@@ -63,21 +66,25 @@ class StreamReader:
                 try:
                     out.append((tail, decode_row(self.kind, line)))
                 except ContractError as exc:
-                    self.rejected += 1
-                    if self.deadletter is not None:
-                        source = f"{self.ready}/{pos.partition}/{tail}/{pos.stem}"
-                        self.deadletter.write(str(exc), source, line, pos.to_list())
+                    self._deadletter(tail, str(exc), pos, line)
+            for reject in follower.rejects:
+                self._deadletter(tail, reject.reason, reject.position, reject.snippet)
+            follower.rejects.clear()
         self.rows += len(out)
         return out
 
-    def positions(self) -> dict[str, list[str | int]]:
-        return {t: f.position.to_list() for t, f in self.followers.items() if f.position is not None}
+    def positions(self) -> StreamPositions:
+        return {
+            t: (f.position.partition, f.position.stem, f.position.offset)
+            for t, f in self.followers.items()
+            if f.position is not None
+        }
 
-    def commit(self, extra: dict[str, Any] | None = None) -> None:
-        """Save every tail's position (call once what was read is safely handled), with
-        ``extra`` state of the consumer in the same atomic file."""
-        if self.checkpoint is not None:
-            self.checkpoint.save({"positions": self.positions(), **(extra or {})})
+    def _deadletter(self, tail: str, reason: str, pos: Position, line: bytes) -> None:
+        self.rejected += 1
+        if self.deadletter is not None:
+            source = f"{self.ready}/{pos.partition}/{tail}/{pos.stem}"
+            self.deadletter.write(reason, source, line, pos.to_list())
 
     def _discover(self) -> None:
         now = time.monotonic()

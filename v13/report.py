@@ -2,10 +2,14 @@
 final report (after the children stopped) are the same function.
 
     report = build_report(cfg, layout, run_id)
-    paths = write_report(report, layout.report_dir, report_stamp(run_id))
+    paths = write_report(report, layout.summary_paths(run_id))
 
-Files: ``logs/report/summary_<YYYYMMDD_HHMM>.{json,md,png}`` (stamp = the run's start in UTC),
-each replaced atomically.
+Files: ``logs/report/summary_<YYYYMMDD_HHMM>_<token>.{json,md,png}`` (stamp = the run's start in
+UTC, token = the run id's), each replaced atomically.
+
+``unprocessed_tail`` and ``missing_signals`` come from the files too: feature rows of the run
+without a signal row, after each symbol's last signal (the tail a stop leaves: the signal stage
+stops before harvest) and before it (rows that were lost).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from v13.config import Config
@@ -31,15 +36,16 @@ from v13.contracts import (
 from v13.errors import ContractError
 from v13.fsutil import atomic_write_bytes, atomic_write_json, now_ms, utc_iso
 from v13.layout import Layout
+from v13.segments import SegmentFollower, discover_tails
 from v13.sinks import open_signal_reader
 
 __all__ = [
     "WARNING_CODES",
     "build_report",
     "deadletter_entries",
+    "feature_keys",
     "read_signal_rows",
     "render_markdown",
-    "report_stamp",
     "run_dropped",
     "write_report",
 ]
@@ -50,6 +56,7 @@ WARNING_CODES = {
     "DROPPED": "a stage dropped rows (see dropped)",
     "DEADLETTER": "input rows were rejected into artifacts/deadletter/",
     "NO_ORDERS": "confirmed signals exist but the broker placed no order",
+    "MISSING_SIGNALS": "feature rows inside the run have no signal row (see missing_signals)",
 }
 _BUY = ("buy", "strong_buy")
 _SELL = ("sell", "strong_sell")
@@ -65,10 +72,46 @@ def read_signal_rows(cfg: Config, layout: Layout, run_id: str) -> Iterator[Signa
         reader.close()
 
 
+class _FeatureKey(msgspec.Struct):
+    ts_ms: int
+    symbol: str
+
+
+_KEY_DECODER = msgspec.json.Decoder(_FeatureKey)
+
+
+def feature_keys(layout: Layout, run_id: str) -> Iterator[tuple[str, int]]:
+    """(symbol, ts_ms) of every feature row the harvest wrote in ``run_id`` (open segments too)."""
+    data = layout.data
+    for tail in discover_tails(data.preview_spool, data.preview_ready):
+        follower = SegmentFollower(data.preview_spool, data.preview_ready, tail, stem_filter=run_id)
+        while lines := follower.read(50_000):
+            for line, _pos in lines:
+                try:
+                    key = _KEY_DECODER.decode(line)
+                except msgspec.DecodeError:
+                    continue
+                yield key.symbol, key.ts_ms
+
+
+def _unsignalled(features: Iterator[tuple[str, int]], signalled: dict[str, set[int]]) -> tuple[int, int]:
+    """(feature rows after each symbol's last signal, feature rows before it without one)."""
+    tail = missing = 0
+    last = {sym: max(ts) for sym, ts in signalled.items() if ts}
+    for sym, ts in features:
+        if ts in signalled.get(sym, ()):
+            continue
+        if ts > last.get(sym, -1):
+            tail += 1
+        else:
+            missing += 1
+    return tail, missing
+
+
 def run_dropped(layout: Layout, run_id: str) -> int:
     """Dropped rows summed over the stages' status files of this run."""
     total = 0
-    for path in sorted(layout.health_dir.glob("*.json")):
+    for path in layout.status_files().paths():
         try:
             status = decode_row("status", path.read_bytes())
         except (OSError, ContractError):
@@ -81,7 +124,7 @@ def run_dropped(layout: Layout, run_id: str) -> int:
 def deadletter_entries(layout: Layout, run_id: str) -> int:
     """Deadletter entries written in this run, over every stage."""
     count = 0
-    for path in layout.deadletter_dir.rglob("*.jsonl"):
+    for path in layout.deadletter_files().paths():
         for line in path.read_bytes().splitlines():
             try:
                 count += orjson.loads(line).get("run_id") == run_id
@@ -98,9 +141,11 @@ def build_report(cfg: Config, layout: Layout, run_id: str, *, generated_ms: int 
     """Recount the run from its files: signal rows of the sink, orders, status files, deadletter."""
     types: Counter[str] = Counter()
     minutes: dict[str, Counter[str]] = {}
+    signalled: dict[str, set[int]] = {}
     rows = 0
     for sig in read_signal_rows(cfg, layout, run_id):
         rows += 1
+        signalled.setdefault(sig.symbol, set()).add(sig.ts_ms)
         bucket = minutes.setdefault(_minute(sig.ts_ms), Counter())
         if sig.confirm:
             types[sig.signal_type] += 1
@@ -117,6 +162,7 @@ def build_report(cfg: Config, layout: Layout, run_id: str, *, generated_ms: int 
     total = sum(types.values())
     orders = _orders(layout.orders_file, run_id)
     dropped = run_dropped(layout, run_id)
+    tail, missing = _unsignalled(feature_keys(layout, run_id), signalled)
     warnings = []
     if rows == 0:
         warnings.append("NO_SIGNALS")
@@ -128,6 +174,8 @@ def build_report(cfg: Config, layout: Layout, run_id: str, *, generated_ms: int 
         warnings.append("DEADLETTER")
     if total and orders.count == 0:
         warnings.append("NO_ORDERS")
+    if missing:
+        warnings.append("MISSING_SIGNALS")
     strong = types["strong_buy"] + types["strong_sell"]
     return ReportRow(
         run_id=run_id,
@@ -147,6 +195,8 @@ def build_report(cfg: Config, layout: Layout, run_id: str, *, generated_ms: int 
             per_minute=last5, strong_ratio=_ratio(sum(m.strong for m in last5), last5_total)
         ),
         dropped=dropped,
+        unprocessed_tail=tail,
+        missing_signals=missing,
         orders=orders,
         warnings=warnings,
     )
@@ -174,15 +224,6 @@ def _orders(path: Path, run_id: str) -> OrdersSummary:
     return OrdersSummary(count=count, buy=buy, sell=sell, pnl=round(sum(pnl.values()), 8))
 
 
-def report_stamp(run_id: str, fallback_ms: int | None = None) -> str:
-    """YYYYMMDD_HHMM of the run's start: from a generated run id, else ``fallback_ms``."""
-    try:
-        start = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        start = datetime.fromtimestamp((fallback_ms or now_ms()) / 1000, tz=UTC)
-    return start.strftime("%Y%m%d_%H%M")
-
-
 def render_markdown(r: ReportRow) -> str:
     lines = [
         f"# V13 run summary — {r.run_id}",
@@ -199,6 +240,8 @@ def render_markdown(r: ReportRow) -> str:
         f"| sell_ratio | {r.sell_ratio:.3f} |",
         f"| strong_ratio | {r.strong_ratio:.3f} |",
         f"| dropped | {r.dropped} |",
+        f"| unprocessed_tail (feature rows after the last signal, left by the stop) | {r.unprocessed_tail} |",
+        f"| missing_signals (feature rows inside the run without a signal) | {r.missing_signals} |",
         f"| orders (buy / sell) | {r.orders.count} ({r.orders.buy} / {r.orders.sell}) |",
         f"| realised PnL | {r.orders.pnl:.4f} |",
         f"| warnings | {', '.join(r.warnings) or 'none'} |",
@@ -257,9 +300,10 @@ def render_chart(r: ReportRow) -> bytes:
     return buf.getvalue()
 
 
-def write_report(r: ReportRow, directory: Path, stamp: str, *, chart: bool = True) -> dict[str, Path]:
-    """Write (replace) the JSON, Markdown and, optionally, PNG of a report; returns their paths."""
-    paths = {ext: directory / f"summary_{stamp}.{ext}" for ext in ("json", "md", "png")}
+def write_report(r: ReportRow, paths: dict[str, Path], *, chart: bool = True) -> dict[str, Path]:
+    """Write (replace) the JSON, Markdown and, optionally, PNG of a report at ``paths`` (by
+    extension, from :meth:`Layout.summary_paths`); returns the paths written."""
+    paths = dict(paths)
     atomic_write_json(paths["json"], r)
     atomic_write_bytes(paths["md"], render_markdown(r).encode())
     if chart:

@@ -34,10 +34,12 @@ from v13.config import SegmentsConfig
 from v13.fsutil import fsync_dir, utc_day
 
 __all__ = [
+    "MAX_LINE_BYTES",
     "PART",
     "SEALED",
     "Position",
     "PressureLimits",
+    "Reject",
     "SegmentFollower",
     "SegmentWriter",
     "discover_tails",
@@ -48,7 +50,8 @@ __all__ = [
 PART = ".part"
 SEALED = ".jsonl"
 _PARTITION_RE = re.compile(r"^\d{8}(_\d{2,})?$")
-_CHUNK = 8 * 1024 * 1024
+MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected; reads are done in chunks of this
+_SNIPPET = 200
 
 
 @dataclass(frozen=True, order=True)
@@ -66,6 +69,15 @@ class Position:
     def from_list(cls, value: list[str | int]) -> Position:
         partition, stem, offset = value
         return cls(str(partition), str(stem), int(offset))
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A line the follower could not hand out, with why and where: it belongs in the deadletter."""
+
+    reason: str
+    position: Position
+    snippet: bytes
 
 
 @dataclass(frozen=True)
@@ -167,8 +179,8 @@ class SegmentWriter:
         self.rotate_s, self.max_bytes, self.flush_s = rotate_s, max_bytes, flush_s
         self.pressure = pressure or PressureLimits()
         self._clock = clock
-        self._fh: object | None = None
         self._fd: int | None = None
+        self._ino = 0
         self._partition: str | None = None
         self._stem = ""
         self._seq = 0
@@ -185,6 +197,29 @@ class SegmentWriter:
     @property
     def is_open(self) -> bool:
         return self._fd is not None
+
+    @property
+    def part_path(self) -> Path | None:
+        """The open segment's path, or None."""
+        if self._fd is None or self._partition is None:
+            return None
+        return self.spool / self._partition / self.tail / f"{self._stem}{PART}"
+
+    def problem(self) -> str | None:
+        """Why rows written now would be lost (the open segment was deleted or replaced, or its
+        directory is not writable), or None when all is well. Safe to call from another thread."""
+        path = self.part_path
+        if path is None:
+            return None
+        try:
+            ino = os.stat(path).st_ino
+        except OSError as exc:
+            return f"open segment {path} is gone ({exc.strerror})"
+        if ino != self._ino:
+            return f"open segment {path} was replaced by another file"
+        if not os.access(path, os.W_OK):
+            return f"open segment {path} is not writable"
+        return None
 
     def write(self, line: bytes, ts_ms: int) -> None:
         """Append one JSON line (without newline); ``ts_ms`` (event time) names a new segment."""
@@ -261,6 +296,7 @@ class SegmentWriter:
         directory = self.spool / self._partition / self.tail
         directory.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(directory / f"{self._stem}{PART}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._ino = os.fstat(self._fd).st_ino
         self._opened_at = self._last_flush = self._clock()
         self._size = 0
 
@@ -283,8 +319,11 @@ class SegmentFollower:
     """Reads one stream in write order, complete lines only, resumable from a :class:`Position`.
 
     It never skips a segment that is still open: a ``.part`` left by a dead writer is sealed by
-    that stream's next writer (:func:`recover_parts`), and reading resumes then.
-    ``stem_filter`` keeps only segments whose name contains it (a run id).
+    that stream's next writer (:func:`recover_parts`), and reading resumes then. A segment that
+    vanished (deleted by hand) is skipped and counted in ``vanished``. Lines it cannot hand out
+    (longer than :data:`MAX_LINE_BYTES`, or the torn end of a sealed segment) are skipped and
+    queued in ``rejects`` for the caller's deadletter. ``stem_filter`` keeps only segments whose
+    name contains it (a run id).
     """
 
     def __init__(
@@ -299,7 +338,9 @@ class SegmentFollower:
         self.spool, self.ready, self.tail = Path(spool), Path(ready), tail
         self.position = position
         self.stem_filter = stem_filter
-        self.torn_tails = 0
+        self.rejects: list[Reject] = []
+        self.vanished = 0
+        self._skipping = False  # inside an over-long line: drop bytes up to its newline
 
     def read(self, max_lines: int = 10_000) -> list[tuple[bytes, Position]]:
         """Up to ``max_lines`` new lines, each with the position it started at."""
@@ -319,7 +360,8 @@ class SegmentFollower:
         return out
 
     def _read_segment(self, pos: Position, budget: int, out: list[tuple[bytes, Position]]) -> bool:
-        """Append complete lines of ``pos``'s segment; True when it is sealed and read to the end."""
+        """Append complete lines of ``pos``'s segment; True when it is sealed and read to the end
+        (or vanished, so reading moves on)."""
         for _ in range(3):
             sealed_path = self.ready / pos.partition / self.tail / f"{pos.stem}{SEALED}"
             part_path = self.spool / pos.partition / self.tail / f"{pos.stem}{PART}"
@@ -327,16 +369,31 @@ class SegmentFollower:
             try:
                 with open(sealed_path if sealed else part_path, "rb") as fh:
                     fh.seek(pos.offset)
-                    data = fh.read(_CHUNK)
+                    data = fh.read(MAX_LINE_BYTES)
             except FileNotFoundError:
                 continue  # renamed between the check and the open: look again
             break
         else:
-            return False
-        at_eof = len(data) < _CHUNK
-        lines = data.split(b"\n")
-        fragment = lines.pop()  # bytes after the last newline: an incomplete line, or b""
+            self.vanished += 1
+            self._skipping = False
+            return True
+        at_eof = len(data) < MAX_LINE_BYTES
         consumed = 0
+        if self._skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                self.position = Position(pos.partition, pos.stem, pos.offset + len(data))
+                self._skipping = not (sealed and at_eof)  # a line never runs into the next segment
+                return not self._skipping
+            consumed = newline + 1
+            self._skipping = False
+        elif b"\n" not in data and not at_eof:
+            self._reject(f"line longer than {MAX_LINE_BYTES} bytes", pos, data)
+            self._skipping = True
+            self.position = Position(pos.partition, pos.stem, pos.offset + len(data))
+            return False
+        lines = data[consumed:].split(b"\n")
+        fragment = lines.pop()  # bytes after the last newline: an incomplete line, or b""
         for line in lines:
             if budget == 0:
                 break
@@ -347,10 +404,14 @@ class SegmentFollower:
         finished = sealed and at_eof and consumed == len(data) - len(fragment)
         if finished and fragment:
             # A sealed file ends mid-line only when damaged; the fragment cannot be completed.
-            self.torn_tails += 1
+            start = Position(pos.partition, pos.stem, pos.offset + consumed)
+            self._reject("torn last line of a sealed segment", start, fragment)
             consumed += len(fragment)
         self.position = Position(pos.partition, pos.stem, pos.offset + consumed)
         return finished
+
+    def _reject(self, reason: str, pos: Position, data: bytes) -> None:
+        self.rejects.append(Reject(reason, pos, data[:_SNIPPET]))
 
     def _segments(self) -> Iterator[tuple[str, str]]:
         for partition in _partitions(self.spool, self.ready):

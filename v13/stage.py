@@ -9,7 +9,13 @@ Example (the shape of each stage's ``run``)::
     rt.stopped()                       # logs "Stopped"
 
 SIGTERM and SIGINT only set a flag: the loop finishes its batch, then the stage seals, flushes
-and checkpoints and exits 0.
+and checkpoints and exits 0. A stage that cannot go on calls :meth:`StageRuntime.fail`: the
+status file says ``failed`` with the reason, and the process exits 1.
+
+Every stage belongs to the run that holds the root (:mod:`v13.runlock`): under the
+orchestrator, the run id comes from ``V13_RUN_ID`` and must be the holder's; a stage started by
+hand takes the lock when the root is free (the first stage starts a run, later ones join the
+run recorded in ``runtime/run.json``) and joins the holder's run when it is not.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ from typing import Any
 
 from v13.config import Config
 from v13.contracts import StatusRow
+from v13.errors import UsageError
 from v13.fsutil import atomic_write_json, new_run_id, now_ms, read_json, utc_iso
 from v13.layout import Layout
+from v13.runlock import RunLock
 
-__all__ = ["RUN_ID_ENV", "StageRuntime", "die_with_parent", "resolve_run_id"]
+__all__ = ["RUN_ID_ENV", "StageRuntime", "die_with_parent", "join_run"]
 
 RUN_ID_ENV = "V13_RUN_ID"
-_RUN_FILE = "run.json"
 _PR_SET_PDEATHSIG = 1
 _PARENT_AT_START = os.getppid()  # read at import, as early as the process can
 
@@ -52,40 +59,54 @@ def die_with_parent(parent_pid: int) -> bool:
     return True
 
 
-def resolve_run_id(layout: Layout, *, first_stage: bool) -> str:
-    """``V13_RUN_ID`` if set (the orchestrator always sets it); otherwise, for runs by hand,
-    the first stage starts a run and records it in ``runtime/run.json`` and later stages join it.
+def _recorded_run_id(layout: Layout) -> str | None:
+    try:
+        doc = read_json(layout.run_file)
+    except (OSError, ValueError):
+        return None
+    run_id = doc.get("run_id") if isinstance(doc, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
+def join_run(layout: Layout, name: str, *, first_stage: bool) -> tuple[str, RunLock | None]:
+    """The run this stage belongs to, and the root's lock when this stage took it.
+
+    Raises:
+        UsageError: the root is held by another run than ``V13_RUN_ID``.
     """
+    lock = RunLock(layout.lock_file)
     env = os.environ.get(RUN_ID_ENV)
-    if env:
-        return env
-    path = layout.runtime_dir / _RUN_FILE
-    if not first_stage:
-        try:
-            doc = read_json(path)
-            if isinstance(doc, dict) and isinstance(doc.get("run_id"), str):
-                return str(doc["run_id"])
-        except (OSError, ValueError):
-            pass
-    run_id = new_run_id()
-    atomic_write_json(path, {"run_id": run_id, "started_ts_ms": now_ms()})
-    return run_id
+    candidate = env or (None if first_stage else _recorded_run_id(layout)) or new_run_id()
+    if lock.try_acquire(candidate, f"stage {name}"):
+        if not env and first_stage:
+            atomic_write_json(layout.run_file, {"run_id": candidate, "started_ts_ms": now_ms()})
+        return candidate, lock
+    holder = lock.holder()
+    if holder.run_id is None or (env and holder.run_id != env):
+        raise UsageError(
+            f"{name}: the work root {layout.root} is held by {holder.describe()}, "
+            f"not by this stage's run {env}; stop that run or pass another --root"
+        )
+    return holder.run_id, None
 
 
 class StageRuntime:
     """Lifecycle, counters and the status file of one stage process."""
 
-    def __init__(self, name: str, cfg: Config, layout: Layout, run_id: str) -> None:
+    def __init__(self, name: str, cfg: Config, layout: Layout, *, first_stage: bool = False) -> None:
         self.name = name
         self.cfg = cfg
         self.layout = layout
-        self.run_id = run_id
+        self.run_id, self._lock = join_run(layout, name, first_stage=first_stage)
         self.pid = os.getpid()
         self.started_ts_ms = now_ms()
         self.counters: Counter[str] = Counter()
         self.queue_size = 0
         self.last_event_ts_ms: int | None = None
         self.state = "starting"
+        self.error: str | None = None
+        self.exhausted_ts_ms: int | None = None
+        self.caught_up: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._last_status = 0.0
         self._last_counters_log = time.monotonic()
@@ -123,9 +144,31 @@ class StageRuntime:
         self.state = "running"
 
     def stopped(self) -> None:
-        self.state = "stopping"
+        if self.state != "failed":
+            self.state = "stopping"
         self.write_status()
         self.log("Stopped", **dict(sorted(self.counters.items())))
+
+    def fail(self, reason: str) -> int:
+        """Record why the stage cannot go on (status file and log); returns the exit code, 1."""
+        self.state = "failed"
+        self.error = reason
+        self.log(f"ERROR {reason}")
+        self.write_status()
+        return 1
+
+    def exhausted(self) -> None:
+        """The finite source is used up and every output segment is sealed."""
+        self.state = "exhausted"
+        self.exhausted_ts_ms = now_ms()
+        self.log("Source exhausted", rows=self.counters["in"], features=self.counters["out"])
+        self.write_status()
+
+    def caught_up_at(self, poll_ms: int | None) -> None:
+        """``poll_ms``: start time of a poll that found nothing new, everything read before it now
+        durable; None otherwise. A supervisor that knows its upstream finished before ``poll_ms``
+        knows this stage has handled all of it."""
+        self.caught_up = None if poll_ms is None else (poll_ms, now_ms())
 
     def count(self, key: str, n: int = 1) -> None:
         self.counters[key] += n
@@ -154,5 +197,9 @@ class StageRuntime:
             queue_size=self.queue_size,
             last_event_ts_ms=self.last_event_ts_ms,
             lag_ms=float(ts - self.last_event_ts_ms) if self.last_event_ts_ms is not None else None,
+            error=self.error,
+            exhausted_ts_ms=self.exhausted_ts_ms,
+            caught_up_poll_ts_ms=self.caught_up[0] if self.caught_up else None,
+            caught_up_ts_ms=self.caught_up[1] if self.caught_up else None,
         )
         atomic_write_json(self.layout.health_file(self.name), status)

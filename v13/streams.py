@@ -1,10 +1,5 @@
 """The harvest's output streams: raw trades and books, and feature rows, one segment stream each
-per symbol under the layout of DESIGN.md section 3::
-
-    data/raw/<YYYYMMDD>/<SYMBOL>/trades/*.jsonl     data/raw/<YYYYMMDD>/<SYMBOL>/book/*.jsonl
-    data/preview/<YYYYMMDD>/<SYMBOL>/features/*.jsonl
-    data/spool/{raw,preview}/...                    (the open *.part segments)
-"""
+per symbol, where :class:`v13.layout.DataLayout` puts them."""
 
 from __future__ import annotations
 
@@ -14,16 +9,12 @@ from pathlib import Path
 
 from v13.config import SegmentsConfig
 from v13.contracts import BookRow, FeatureRow, TradeRow, encode_row
+from v13.layout import DataLayout
 from v13.segments import SegmentWriter, writer_options
 
-__all__ = ["StreamSet", "raw_tail"]
+__all__ = ["StreamSet"]
 
 _RAW_KIND = {TradeRow: "trades", BookRow: "book"}
-
-
-def raw_tail(symbol: str, kind: str) -> str:
-    """Stream name inside a partition: ``BTCUSDT/trades``, ``BTCUSDT/book``, ``BTCUSDT/features``."""
-    return f"{symbol}/{kind}"
 
 
 class StreamSet:
@@ -38,7 +29,7 @@ class StreamSet:
         write_raw: bool = True,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data = DataLayout(Path(data_dir))
         self.writer_id = writer_id
         self.seg = seg
         self.write_raw = write_raw
@@ -48,12 +39,12 @@ class StreamSet:
 
     def write(self, row: TradeRow | BookRow | FeatureRow) -> None:
         if isinstance(row, FeatureRow):
-            kind, root = "features", "preview"
+            kind = "features"
         else:
             if not self.write_raw:
                 return
-            kind, root = _RAW_KIND[type(row)], "raw"
-        self._writer(root, row.symbol, kind).write(encode_row(row), row.ts_ms)
+            kind = _RAW_KIND[type(row)]
+        self._writer(row.symbol, kind).write(encode_row(row), row.ts_ms)
         self.rows[kind] += 1
 
     def tick(self) -> None:
@@ -72,14 +63,19 @@ class StreamSet:
     def segments_sealed(self) -> int:
         return sum(w.segments_sealed for w in self.writers.values())
 
-    def _writer(self, root: str, symbol: str, kind: str) -> SegmentWriter:
+    def _writer(self, symbol: str, kind: str) -> SegmentWriter:
         key = (symbol, kind)
         writer = self.writers.get(key)
         if writer is None:
+            d = self.data
+            if kind == "features":
+                spool, ready, tail = d.preview_spool, d.preview_ready, d.feature_tail(symbol)
+            else:
+                spool, ready, tail = d.raw_spool, d.raw_ready, d.raw_tail(symbol, kind)
             writer = SegmentWriter(
-                self.data_dir / "spool" / root,
-                self.data_dir / root,
-                raw_tail(symbol, kind),
+                spool,
+                ready,
+                tail,
                 writer_id=self.writer_id,
                 clock=self._clock or time.monotonic,
                 **writer_options(self.seg),

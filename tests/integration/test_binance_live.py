@@ -64,7 +64,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     replay = Stack(base / "replay", "jsonl", {"symbols": SYMBOLS, "source.kind": "replay",
                                              "source.replay.path": str(recording)})  # fmt: skip
     replay.start("harvest")
-    wait_for(lambda: "Replay finished" in replay.log("harvest").read_text(), 60, "the replay to finish")
+    wait_for(lambda: "Source exhausted" in replay.log("harvest").read_text(), 60, "the replay to finish")
     assert replay.stop("harvest")[0] == 0
     return {"live": live, "replay": replay, "recording": recording}
 
@@ -155,7 +155,7 @@ def test_an_aggtrades_replay_gives_cvd_features_and_signals_gated_for_no_book(
     stack = Stack(tmp_path / "root", "jsonl", {"symbols": ["BTCUSDT"], "source.kind": "replay",
                                                "source.replay.path": str(source)})  # fmt: skip
     stack.start("harvest")
-    wait_for(lambda: "Replay finished" in stack.log("harvest").read_text(), 60, "the replay")
+    wait_for(lambda: "Source exhausted" in stack.log("harvest").read_text(), 60, "the replay")
     assert stack.stop("harvest")[0] == 0
     rows = features(stack.root)
     assert len(rows) == 60  # 240 trades, 4 per second

@@ -23,6 +23,7 @@ from orchestrator.spec import ProcessSpec, RestartPolicy, child_env
 from orchestrator.supervisor import ChildStatus, Supervisor
 from tests.integration.stack import FAST, wait_for
 from tests.unit.helpers import REPO, run_module, write_config
+from v13.layout import Layout
 
 READY = "import sys; print('Server started', file=sys.stderr, flush=True)\n"
 
@@ -40,9 +41,8 @@ def supervisor(tmp_path: Path):
     def make(specs: list[ProcessSpec], grace_s: float = 2.0) -> tuple[Supervisor, Path]:
         path = tmp_path / "orchestrator.log"
         logs.append(EventLog(path, "test-run"))
-        return Supervisor(
-            specs, cwd=tmp_path, logs_dir=tmp_path / "logs", events=logs[-1], grace_s=grace_s
-        ), path
+        layout = Layout(tmp_path, *(tmp_path / d for d in ("data", "runtime", "logs", "artifacts")))
+        return Supervisor(specs, cwd=tmp_path, layout=layout, events=logs[-1], grace_s=grace_s), path
 
     yield make
     for log in logs:

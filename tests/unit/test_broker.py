@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from tests.unit.helpers import signal_row
-from v13.broker import Broker
+from v13.broker import Book, Broker
 from v13.config import load_config
 
 T0 = 1_764_300_000_000
@@ -83,8 +84,10 @@ def test_state_round_trips_through_the_checkpoint() -> None:
     for i in range(3):
         b.on_signal(sig("buy", T0 + i))
     b.on_signal(sig("strong_buy", T0 + 10))
-    restored = Broker(b.cfg, "run1", b.state())
-    assert restored.state() == b.state()
+    saved = msgspec.json.decode(msgspec.json.encode(b.books), type=dict[str, Book])
+    restored = Broker(b.cfg, "run1", saved)
+    assert restored.books == b.books
+    assert restored.on_signal(sig("buy", T0 + 10)) is None  # already seen: nothing booked twice
     assert (
         restored.on_signal(sig("buy", T0 + 20)) is None
         and restored.on_signal(sig("buy", T0 + 21)) is not None

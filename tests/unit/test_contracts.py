@@ -118,8 +118,8 @@ def test_public_api_of_orchestrator_and_plugin_is_pinned() -> None:
     import pytest_v13
 
     assert set(orchestrator.__all__) == {
-        "EXIT_CODES", "MODULES", "ChildStatus", "ChildSummary", "ProcState", "ProcessSpec", "RestartPolicy",
-        "RunOptions", "RunResult", "Supervisor", "run_stack",
+        "MODULES", "ChildStatus", "ChildSummary", "ProcState", "ProcessSpec", "RestartPolicy",
+        "RunOptions", "RunResult", "RunStatus", "Supervisor", "run_stack",
     }  # fmt: skip
     assert set(pytest_v13.__all__) == {"Settings", "Thresholds", "V13Run"}
     for module in (orchestrator, pytest_v13):

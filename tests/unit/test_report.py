@@ -12,7 +12,7 @@ from v13.contracts import StatusRow, encode_row
 from v13.deadletter import Deadletter
 from v13.fsutil import atomic_write_json
 from v13.layout import Layout
-from v13.report import build_report, render_markdown, report_stamp, write_report
+from v13.report import build_report, render_markdown, write_report
 from v13.sinks import open_sink
 
 T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
@@ -78,12 +78,14 @@ def test_orders_summary_counts_only_this_run(tmp_path: Path) -> None:
     assert (r.orders.count, r.orders.buy, r.orders.sell) == (3, 2, 1)
 
 
-def test_files_are_written_with_the_run_start_stamp(tmp_path: Path) -> None:
-    cfg, layout = setup(tmp_path, [signal_row("20251128T032000Z-abc", "BTCUSDT", T0)])
-    r = build_report(cfg, layout, "20251128T032000Z-abc")
-    stamp = report_stamp("20251128T032000Z-abc")
-    assert stamp == "20251128_0320"
-    paths = write_report(r, layout.report_dir, stamp)
-    assert sorted(p.name for p in paths.values()) == [f"summary_{stamp}.{e}" for e in ("json", "md", "png")]
+def test_files_are_named_by_the_run_start_stamp_and_the_run_token(tmp_path: Path) -> None:
+    run_id = "20251128T032000Z-abc123"
+    cfg, layout = setup(tmp_path, [signal_row(run_id, "BTCUSDT", T0)])
+    r = build_report(cfg, layout, run_id)
+    paths = write_report(r, layout.summary_paths(run_id))
+    stem = "summary_20251128_0320_abc123"
+    assert sorted(p.name for p in paths.values()) == [f"{stem}.{e}" for e in ("json", "md", "png")]
+    other = layout.summary_paths("20251128T032059Z-def456")["json"]  # same minute, another run
+    assert other.name == "summary_20251128_0320_def456.json" and other != paths["json"]
     assert orjson.loads(paths["json"].read_bytes())["rows"] == 1
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,13 +8,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 
-from v13.checkpoint import Checkpoint
+from v13.checkpoint import Checkpoint, StreamPositions
 from v13.deadletter import Deadletter
 from v13.reader import StreamReader
-from v13.segments import PressureLimits, SegmentFollower, SegmentWriter
+from v13.segments import MAX_LINE_BYTES, PressureLimits, SegmentFollower, SegmentWriter
 
 DAY0 = 1_764_300_000_000  # 2025-11-28, UTC
 TAIL = "BTCUSDT/trades"
@@ -160,26 +161,59 @@ def test_follower_crash_resume_reads_every_row_exactly_once_in_order(tmp_path: P
     assert len(files(ready, "*.jsonl")) >= 10
     ckpt = Checkpoint(tmp_path / "state" / "reader.json", run_id="run1")
     seen: list[int] = []
-    reader = StreamReader(spool, ready, "trade", checkpoint=ckpt)
+    reader = StreamReader(spool, ready, "trade")
     for size in (7, 300, 1111):
         seen += [row.trade_id for _t, row in reader.poll(size)]
-    reader.commit()
+    ckpt.save(Positions(reader.positions()))
     committed = len(seen)
     lost_in_crash = [row.trade_id for _t, row in reader.poll(500)]  # read, never committed
     assert lost_in_crash
     del reader  # crash: no commit, no close
-    resumed = StreamReader(spool, ready, "trade", checkpoint=ckpt)
+    saved = ckpt.load(Positions)
+    assert saved is not None
+    resumed = StreamReader(spool, ready, "trade", positions=saved.positions)
     while batch := resumed.poll(997):
         seen += [row.trade_id for _t, row in batch]
     assert committed == 1418
     assert seen == list(range(n))
 
 
-def test_checkpoint_of_another_run_is_ignored(tmp_path: Path) -> None:
+class Positions(msgspec.Struct):
+    positions: StreamPositions
+
+
+class RowId(msgspec.Struct):
+    rowid: int
+
+
+def test_checkpoint_of_another_run_is_ignored_silently(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    Checkpoint(path, "run-a").save({"rowid": 5})
-    assert Checkpoint(path, "run-a").load() == {"rowid": 5}
-    assert Checkpoint(path, "run-b").load() is None
+    warnings: list[str] = []
+    Checkpoint(path, "run-a").save(RowId(5))
+    assert Checkpoint(path, "run-a", warn=warnings.append).load(RowId) == RowId(5)
+    assert Checkpoint(path, "run-b", warn=warnings.append).load(RowId) is None
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b'{"run_id": "run-a", "state": {"rowid": "five"}}', "has the wrong shape"),
+        (b'{"run_id": "run-a", "state": {"positions": {"BTC/trades": [1, 2]}}}', "has the wrong shape"),
+        (b'{"run_id": "run-a", "state": [1, 2, 3]}', "has the wrong shape"),
+        (b'["run-a"]', "is not a JSON object"),
+        (b'{"run_id": "run-a", "sta', "is not JSON"),
+    ],
+)
+def test_a_corrupt_checkpoint_of_this_run_warns_once_and_starts_over(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_bytes(content)
+    warnings: list[str] = []
+    schema = Positions if b"positions" in content else RowId
+    assert Checkpoint(path, "run-a", warn=warnings.append).load(schema) is None
+    assert len(warnings) == 1 and why in warnings[0] and "starting from the run's start" in warnings[0]
 
 
 def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path) -> None:
@@ -202,6 +236,77 @@ def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path)
     assert "price" in entries[2]["reason"]
     assert all(e["source"].endswith(TAIL + "/" + e["position"][1]) for e in entries)
     assert Deadletter.entries(tmp_path / "deadletter") == 3
+
+
+def deadletter_entries(root: Path) -> list[dict]:
+    return [orjson.loads(x) for f in sorted(root.rglob("*.jsonl")) for x in f.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("sealed", [True, False], ids=["sealed", "open"])
+def test_a_line_longer_than_the_limit_goes_to_the_deadletter_and_reading_goes_on(
+    tmp_path: Path, sealed: bool
+) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", flush_s=0, clock=Clock())
+    w.write(trade_line(0), DAY0)
+    huge = b'{"pad": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}'
+    w.write(huge, DAY0 + 1)
+    w.write(trade_line(2), DAY0 + 2)
+    w.flush()
+    if sealed:
+        w.close()
+    dl = Deadletter(tmp_path / "deadletter", "signal", "run1")
+    reader = StreamReader(spool, ready, "trade", deadletter=dl)
+    got = []
+    for _ in range(4):  # the over-long line costs a poll or two; it never blocks the stream
+        got += [row.trade_id for _t, row in reader.poll()]
+    assert got == [0, 2]
+    entries = deadletter_entries(tmp_path / "deadletter")
+    assert len(entries) == 1 and reader.rejected == 1
+    assert entries[0]["reason"] == f"line longer than {MAX_LINE_BYTES} bytes"
+    assert entries[0]["position"][2] == len(trade_line(0)) + 1  # where the long line starts
+    assert entries[0]["line"].startswith('{"pad": "xxx')
+
+
+def test_a_torn_last_line_of_a_sealed_segment_goes_to_the_deadletter(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", clock=Clock())
+    w.write(trade_line(0), DAY0)
+    w.write(trade_line(1), DAY0 + 1)
+    w.close()
+    sealed = files(ready, "*.jsonl")[0]
+    with open(sealed, "ab") as fh:
+        fh.write(b'{"ts_ms": 17643')  # damage: a line cut short after the seal
+    w2 = SegmentWriter(spool, ready, TAIL, writer_id="w2", clock=Clock())
+    w2.write(trade_line(2), DAY0 + 2)
+    w2.close()
+    dl = Deadletter(tmp_path / "deadletter", "signal", "run1")
+    reader = StreamReader(spool, ready, "trade", deadletter=dl)
+    assert [row.trade_id for _t, row in reader.poll()] == [0, 1, 2]
+    entries = deadletter_entries(tmp_path / "deadletter")
+    assert [(e["reason"], e["line"]) for e in entries] == [
+        ("torn last line of a sealed segment", '{"ts_ms": 17643')
+    ]
+    assert entries[0]["position"][1] == sealed.name.removesuffix(".jsonl")
+
+
+def test_a_segment_deleted_under_the_follower_is_skipped_not_waited_for(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    clock = Clock()
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", rotate_s=1, flush_s=0, clock=clock)
+    follower = SegmentFollower(spool, ready, TAIL)
+    w.write(trade_line(0), DAY0)
+    w.flush()
+    assert [orjson.loads(x)["trade_id"] for x, _ in follower.read()] == [0]  # inside the open part
+    w.write(trade_line(1), DAY0 + 1)
+    clock.t += 1
+    w.tick()  # the first segment sealed with rows 0 and 1
+    w.write(trade_line(2), DAY0 + 2)  # a second one opened
+    w.close()
+    first = files(ready, "*.jsonl")[0]
+    first.unlink()
+    assert [orjson.loads(x)["trade_id"] for x, _ in follower.read()] == [2]
+    assert follower.vanished == 1
 
 
 WRITER_CHILD = textwrap.dedent(

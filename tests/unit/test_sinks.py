@@ -16,7 +16,7 @@ from tests.unit.helpers import REPO, signal_row, write_config
 from v13.checkpoint import Checkpoint
 from v13.config import load_config
 from v13.layout import Layout
-from v13.sinks import open_signal_reader, open_sink
+from v13.sinks import ReaderState, open_signal_reader, open_sink
 from v13.sinks.base import SignalSink
 from v13.sinks.sqlite import SqliteBackend
 
@@ -30,8 +30,8 @@ def layout_and_cfg(tmp_path: Path, sink: str, **changes: object):
     return cfg, Layout.from_config(cfg, tmp_path)
 
 
-def read_all(cfg, layout, run_id, checkpoint=None):
-    reader = open_signal_reader(cfg, layout, run_id, checkpoint=checkpoint)
+def read_all(cfg, layout, run_id, state=None):
+    reader = open_signal_reader(cfg, layout, run_id, state=state)
     rows = []
     while batch := reader.poll(1000):
         rows += batch
@@ -65,11 +65,11 @@ def test_reader_sees_only_its_run_and_resumes_from_its_checkpoint(tmp_path: Path
             s.put(signal_row(run, "BTCUSDT", T0 + i * 1000))
         s.close()
     ckpt = Checkpoint(layout.state_file("broker"), "new-run")
-    reader = open_signal_reader(cfg, layout, "new-run", checkpoint=ckpt)
+    reader = open_signal_reader(cfg, layout, "new-run")
     first = reader.poll(20)
-    reader.commit()
+    ckpt.save(reader.state())
     reader.close()
-    _again, rest = read_all(cfg, layout, "new-run", checkpoint=ckpt)
+    _again, rest = read_all(cfg, layout, "new-run", state=ckpt.load(ReaderState))
     got = first + rest
     assert {r.run_id for r in got} == {"new-run"}
     assert [r.ts_ms for r in got] == [T0 + i * 1000 for i in range(50)]
@@ -82,7 +82,7 @@ SQLITE_CHILD = textwrap.dedent(
     from v13.sinks.base import SignalSink
     from v13.sinks.sqlite import SqliteBackend
     from tests.unit.helpers import signal_row
-    sink = SignalSink(SqliteBackend(Path(sys.argv[1])), queue_max=1000, flush_s=0.2, batch_rows=500)
+    sink = SignalSink(SqliteBackend(Path(sys.argv[1]), "run1"), queue_max=1000, flush_s=0.2, batch_rows=500)
     for i in range(3):
         sink.put(signal_row("run1", "BTCUSDT", 1764300000000 + i * 1000))
         print(f"WROTE {i} {time.monotonic()}", flush=True)
@@ -126,7 +126,7 @@ def test_sqlite_rows_reach_a_reader_in_another_process_within_one_second(tmp_pat
 
 
 def test_sqlite_schema_primary_key_index_and_wal(tmp_path: Path) -> None:
-    sink = SignalSink(SqliteBackend(tmp_path / "s.db"), queue_max=10)
+    sink = SignalSink(SqliteBackend(tmp_path / "s.db", "r"), queue_max=10)
     sink.put(signal_row("r", "BTCUSDT", T0))
     sink.close()
     with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
@@ -140,7 +140,7 @@ def test_sqlite_schema_primary_key_index_and_wal(tmp_path: Path) -> None:
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    sink = SignalSink(SqliteBackend(db), queue_max=50, flush_s=0.05, batch_rows=10)
+    sink = SignalSink(SqliteBackend(db, "r"), queue_max=50, flush_s=0.05, batch_rows=10)
     sink.put(signal_row("r", "BTCUSDT", T0))
     assert sink.flush()
     blocker = sqlite3.connect(db, isolation_level=None)

@@ -6,9 +6,11 @@ side used by the broker and the report; both work the same for ``jsonl`` and ``s
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from v13.checkpoint import Checkpoint
+import msgspec
+
+from v13.checkpoint import StreamPositions
 from v13.config import Config, SinkKind
 from v13.contracts import SignalRow
 from v13.deadletter import Deadletter
@@ -21,6 +23,7 @@ from v13.sinks.sqlite import SqliteBackend, SqliteSignalReader
 
 __all__ = [
     "JsonlSignalReader",
+    "ReaderState",
     "SignalReader",
     "SignalSink",
     "SinkBackend",
@@ -30,8 +33,17 @@ __all__ = [
 ]
 
 
+class ReaderState(msgspec.Struct, forbid_unknown_fields=True):
+    """Where a signal reader is, for a checkpoint: segment positions (JSONL) or the database
+    file and rowid (SQLite)."""
+
+    positions: StreamPositions = msgspec.field(default_factory=dict)
+    file_ino: int | None = None
+    rowid: int = 0
+
+
 class SignalReader(Protocol):
-    """Follows the signal rows of one run, from a checkpoint."""
+    """Follows the signal rows of one run, from a saved :class:`ReaderState`."""
 
     @property
     def rows(self) -> int: ...
@@ -41,7 +53,7 @@ class SignalReader(Protocol):
 
     def poll(self, max_rows: int = 5000) -> list[SignalRow]: ...
 
-    def commit(self, extra: dict[str, Any] | None = None) -> None: ...
+    def state(self) -> ReaderState: ...
 
     def close(self) -> None: ...
 
@@ -50,13 +62,13 @@ class JsonlSignalReader:
     """Follows the JSONL signal sink's segments of one run."""
 
     def __init__(
-        self, layout: Layout, run_id: str, *, checkpoint: Checkpoint | None, deadletter: Deadletter | None
+        self, layout: Layout, run_id: str, *, state: ReaderState | None, deadletter: Deadletter | None
     ) -> None:
         self._reader = StreamReader(
             layout.signal_spool,
             layout.signal_ready,
             "signal",
-            checkpoint=checkpoint,
+            positions=state.positions if state else None,
             deadletter=deadletter,
             stem_filter=run_id,
         )
@@ -72,18 +84,23 @@ class JsonlSignalReader:
     def poll(self, max_rows: int = 5000) -> list[SignalRow]:
         return [row for _tail, row in self._reader.poll(max_rows)]
 
-    def commit(self, extra: dict[str, Any] | None = None) -> None:
-        self._reader.commit(extra)
+    def state(self) -> ReaderState:
+        return ReaderState(positions=self._reader.positions())
 
     def close(self) -> None:
         return None
+
+
+class _SqliteReader(SqliteSignalReader):
+    def state(self) -> ReaderState:
+        return ReaderState(file_ino=self.file_ino, rowid=self.rowid)
 
 
 def open_sink(cfg: Config, layout: Layout, run_id: str) -> SignalSink:
     """The configured sink, its writer thread started and its backend open."""
     backend: SinkBackend
     if cfg.signal.sink is SinkKind.SQLITE:
-        backend = SqliteBackend(layout.signals_db)
+        backend = SqliteBackend(layout.signals_db, run_id)
     else:
         backend = JsonlBackend(
             layout.signal_spool, layout.signal_ready, run_id, options=writer_options(cfg.segments)
@@ -101,10 +118,13 @@ def open_signal_reader(
     layout: Layout,
     run_id: str,
     *,
-    checkpoint: Checkpoint | None = None,
+    state: ReaderState | None = None,
     deadletter: Deadletter | None = None,
 ) -> SignalReader:
-    """A follower of the configured sink's rows of ``run_id``."""
+    """A follower of the configured sink's rows of ``run_id``, from ``state`` (else the start)."""
     if cfg.signal.sink is SinkKind.SQLITE:
-        return SqliteSignalReader(layout.signals_db, run_id, checkpoint=checkpoint, deadletter=deadletter)
-    return JsonlSignalReader(layout, run_id, checkpoint=checkpoint, deadletter=deadletter)
+        saved = state or ReaderState()
+        return _SqliteReader(
+            layout.signals_db, run_id, file_ino=saved.file_ino, rowid=saved.rowid, deadletter=deadletter
+        )
+    return JsonlSignalReader(layout, run_id, state=state, deadletter=deadletter)

@@ -4,6 +4,10 @@
 signal stage reports it, the acceptance run requires 0). ``durable_seq`` tells which rows have
 reached the backend durably, so the caller checkpoints its input only up to there.
 
+A failed writer thread, or a sink file deleted, replaced or made unwritable under the writer,
+is a :class:`~v13.errors.StageFailure` from :meth:`SignalSink.check`, which the caller runs every
+loop: nothing is written into a file nobody will read.
+
 Example::
 
     sink = SignalSink(SqliteBackend(path), queue_max=20000, flush_s=0.2)
@@ -23,8 +27,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from v13.contracts import SignalRow
+from v13.errors import StageFailure
 
-__all__ = ["SignalSink", "SinkBackend", "SinkCounters"]
+__all__ = ["CHECK_FILES_S", "SignalSink", "SinkBackend", "SinkCounters"]
+
+CHECK_FILES_S = 0.5
 
 
 class SinkBackend(Protocol):
@@ -32,7 +39,14 @@ class SinkBackend(Protocol):
 
     kind: str
 
-    def open(self) -> None: ...
+    def open(self) -> dict[str, int]:
+        """Open the sink; returns the ts_ms of the last row of this run per symbol already in it."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why rows written now would be lost (file deleted, replaced or unwritable), or None.
+        Called from another thread than the writer: stat-based checks only."""
+        ...
 
     def write_batch(self, rows: Sequence[SignalRow]) -> int:
         """Write rows (idempotent on run_id, symbol, ts_ms); returns how many were new."""
@@ -81,11 +95,26 @@ class SignalSink:
         self._flushes = 0
         self._closing = False
         self._error: BaseException | None = None
+        self.last_ts: dict[str, int] = {}  # per symbol, what the sink held when it was opened
+        self._files_checked = float("-inf")
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{self.kind}", daemon=True)
         self._thread.start()
         self._opened.wait()
         self._raise_if_failed()
+
+    def check(self) -> None:
+        """Raise StageFailure when the writer thread failed or the sink's files are not what it
+        writes to any more (deleted, replaced, unwritable); the files are looked at every
+        ``CHECK_FILES_S`` at most, the writer at every call."""
+        self._raise_if_failed()
+        now = time.monotonic()
+        if now - self._files_checked < CHECK_FILES_S:
+            return
+        self._files_checked = now
+        problem = self.backend.problem()
+        if problem is not None:
+            raise StageFailure(f"{self.kind} sink: {problem}")
 
     def put(self, row: SignalRow) -> int | None:
         """Queue a row; returns its sequence number, or None when the queue was full (dropped)."""
@@ -144,12 +173,13 @@ class SignalSink:
         self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise RuntimeError(f"{self.kind} sink writer failed: {self._error}") from self._error
+        error = self._error
+        if error is not None:
+            raise StageFailure(f"{self.kind} sink writer failed: {type(error).__name__}: {error}") from error
 
     def _run(self) -> None:
         try:
-            self.backend.open()
+            self.last_ts = self.backend.open()
         except BaseException as exc:
             self._error = exc
             self._opened.set()

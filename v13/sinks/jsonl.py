@@ -34,12 +34,20 @@ class JsonlBackend:
         self._writers: dict[str, SegmentWriter] = {}
         self._last_ts: dict[str, int] = {}
 
-    def open(self) -> None:
+    def open(self) -> dict[str, int]:
         for tail in discover_tails(self.spool, self.ready):
             recover_parts(self.spool, self.ready, tail)
             last = last_row_ts(self.ready, tail, self.run_id)
             if last is not None:
                 self._last_ts[tail] = last
+        return dict(self._last_ts)
+
+    def problem(self) -> str | None:
+        for writer in list(self._writers.values()):
+            problem = writer.problem()
+            if problem is not None:
+                return problem
+        return None
 
     def write_batch(self, rows: Sequence[SignalRow]) -> int:
         new = 0

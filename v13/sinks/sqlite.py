@@ -3,10 +3,14 @@
 Primary key (run_id, symbol, ts_ms) makes re-writes idempotent (INSERT OR IGNORE); WAL lets the
 broker and report read while the signal stage writes; rows are inserted in batches and committed
 by the sink's flush timer, so readers see them within the flush interval.
+
+The file is known by its inode: the writer fails when the path stops naming the file it opened
+(deleted or replaced) or it is not writable, and the reader starts over on a new file.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +18,10 @@ from typing import Any
 
 import msgspec
 
-from v13.checkpoint import Checkpoint
 from v13.contracts import SignalRow
 from v13.deadletter import Deadletter
 
-__all__ = ["COLUMNS", "SqliteBackend", "SqliteSignalReader", "connect"]
+__all__ = ["COLUMNS", "SqliteBackend", "SqliteSignalReader", "connect", "file_id"]
 
 COLUMNS: tuple[str, ...] = SignalRow.__struct_fields__
 _BOOL_COLUMNS = ("confirm", "gating")
@@ -43,6 +46,14 @@ _INDEX = "CREATE INDEX IF NOT EXISTS idx_signals_symbol_ts ON signals (symbol, t
 _INSERT = f"INSERT OR IGNORE INTO signals ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
+def file_id(path: Path) -> int | None:
+    """The inode the path names now, or None when there is no file."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (explicit BEGIN/COMMIT) with WAL and a busy timeout."""
     if readonly:
@@ -61,15 +72,38 @@ class SqliteBackend:
 
     kind = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, run_id: str) -> None:
         self.path = Path(path)
+        self.run_id = run_id
         self._conn: sqlite3.Connection | None = None
         self._in_tx = False
+        self._ino: int | None = None
 
-    def open(self) -> None:
+    def open(self) -> dict[str, int]:
+        if not self.path.exists():
+            # a WAL left beside a deleted database belongs to that database, not to a new one
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         self._conn = connect(self.path)
         self._conn.execute(_CREATE)
         self._conn.execute(_INDEX)
+        self._ino = file_id(self.path)
+        cur = self._conn.execute(
+            "SELECT symbol, MAX(ts_ms) FROM signals WHERE run_id = ? GROUP BY symbol", (self.run_id,)
+        )
+        return {symbol: int(ts) for symbol, ts in cur.fetchall()}
+
+    def problem(self) -> str | None:
+        if self._ino is None:
+            return None
+        ino = file_id(self.path)
+        if ino is None:
+            return f"{self.path} was deleted"
+        if ino != self._ino:
+            return f"{self.path} was replaced by another file"
+        if not os.access(self.path, os.W_OK):
+            return f"{self.path} is not writable"
+        return None
 
     def write_batch(self, rows: Sequence[SignalRow]) -> int:
         assert self._conn is not None, "open() first"
@@ -100,21 +134,22 @@ def _as_tuple(row: SignalRow) -> tuple[Any, ...]:
 
 
 class SqliteSignalReader:
-    """Follows the ``signals`` table of one run by rowid; the checkpoint holds the last rowid."""
+    """Follows the ``signals`` table of one run by rowid. Its position is (file inode, rowid): on
+    a different file at the path (the old one deleted and the sink recreated) it starts over."""
 
     def __init__(
         self,
         path: Path,
         run_id: str,
         *,
-        checkpoint: Checkpoint | None = None,
+        file_ino: int | None = None,
+        rowid: int = 0,
         deadletter: Deadletter | None = None,
     ) -> None:
         self.path, self.run_id = Path(path), run_id
-        self.checkpoint = checkpoint
         self.deadletter = deadletter
-        saved = (checkpoint.load() if checkpoint else None) or {}
-        self.rowid = int(saved.get("rowid", 0))
+        self.file_ino = file_ino
+        self.rowid = rowid
         self._conn: sqlite3.Connection | None = None
         self.rows = 0
         self.rejected = 0
@@ -147,16 +182,20 @@ class SqliteSignalReader:
         self.rows += len(out)
         return out
 
-    def commit(self, extra: dict[str, Any] | None = None) -> None:
-        if self.checkpoint is not None:
-            self.checkpoint.save({"rowid": self.rowid, **(extra or {})})
-
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     def _connection(self) -> sqlite3.Connection | None:
-        if self._conn is None and self.path.exists():
+        ino = file_id(self.path)
+        if ino is None:
+            return self._conn  # gone for now: what is open still answers until a new file comes
+        if ino != self.file_ino:
+            self.close()
+            if self.file_ino is not None:
+                self.rowid = 0  # a new file: its rowids start over
+            self.file_ino = ino
+        if self._conn is None:
             self._conn = connect(self.path, readonly=True)
         return self._conn

@@ -26,6 +26,7 @@ import orjson
 from v13.contracts import BookRow, TradeRow
 from v13.deadletter import Deadletter
 from v13.errors import ContractError, UsageError
+from v13.layout import DataLayout
 from v13.reader import StreamReader
 from v13.segments import discover_tails
 
@@ -74,8 +75,9 @@ def raw_roots(path: Path) -> tuple[Path, Path]:
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory; pass the data directory that holds raw/")
     if (path / "raw").is_dir():
-        return path / "spool" / "raw", path / "raw"
-    return path.parent / "spool" / path.name, path
+        data = DataLayout(path)
+        return data.raw_spool, data.raw_ready
+    return DataLayout(path.parent).raw_spool.parent / path.name, path
 
 
 def _reader_rows(reader: StreamReader) -> Iterator[Any]:
@@ -87,7 +89,9 @@ def _reader_rows(reader: StreamReader) -> Iterator[Any]:
 def symbol_rows(spool: Path, ready: Path, symbol: str, deadletter: Deadletter | None) -> Iterator[Row]:
     """One symbol's trades and books merged in event-time order."""
     streams = [
-        _reader_rows(StreamReader(spool, ready, kind, deadletter=deadletter, tails=[f"{symbol}/{sub}"]))
+        _reader_rows(
+            StreamReader(spool, ready, kind, deadletter=deadletter, tails=[DataLayout.raw_tail(symbol, sub)])
+        )
         for kind, sub in (("trade", "trades"), ("book", "book"))
     ]
     return heapq.merge(*streams, key=lambda r: r.ts_ms)

@@ -13,19 +13,22 @@ import os
 import time
 from pathlib import Path
 
+import msgspec
 import orjson
 
-from v13.broker import Broker
+from v13.broker import Book, Broker
 from v13.checkpoint import Checkpoint
+from v13.config import Config
 from v13.contracts import encode_row
 from v13.deadletter import Deadletter
 from v13.errors import UsageError
 from v13.fsutil import atomic_write_json, now_ms
-from v13.sinks import open_signal_reader
-from v13.stage import StageRuntime, resolve_run_id
+from v13.layout import Layout
+from v13.sinks import ReaderState, open_signal_reader
+from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, stage_setup
 
-__all__ = ["main", "orders_of_run"]
+__all__ = ["BrokerState", "main", "orders_of_run"]
 
 
 def orders_of_run(path: Path, run_id: str) -> list[dict[str, object]]:
@@ -53,6 +56,13 @@ def _repair_tail(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
+class BrokerState(msgspec.Struct, forbid_unknown_fields=True):
+    """The broker's checkpoint: where it is in the sink, and the account, saved together."""
+
+    reader: ReaderState = msgspec.field(default_factory=ReaderState)
+    books: dict[str, Book] = msgspec.field(default_factory=dict)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mcp.broker_gateway_server.app", description=__doc__)
     add_common_args(parser)
@@ -64,16 +74,24 @@ def main(argv: list[str] | None = None) -> int:
             "use PAPER_ENABLE=1 for paper positions"
         )
     cfg, layout = stage_setup(args)
-    run_id = resolve_run_id(layout, first_stage=False)
-    rt = StageRuntime("broker", cfg, layout, run_id)
-    checkpoint = Checkpoint(layout.state_file("broker"), run_id)
-    saved = checkpoint.load() or {}
-    broker = Broker(cfg.broker, run_id, saved.get("broker"))
+    rt = StageRuntime("broker", cfg, layout)
+    try:
+        run(rt, cfg, layout)
+    finally:
+        rt.stopped()
+    return 0
+
+
+def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
+    run_id = rt.run_id
+    checkpoint = Checkpoint(layout.state_file("broker"), run_id, warn=rt.log)
+    saved = checkpoint.load(BrokerState) or BrokerState()
+    broker = Broker(cfg.broker, run_id, saved.books)
     reader = open_signal_reader(
         cfg,
         layout,
         run_id,
-        checkpoint=checkpoint,
+        state=saved.reader,
         deadletter=Deadletter(layout.deadletter_dir, "broker", run_id),
     )
     orders_path = layout.orders_file
@@ -86,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(orders_path, "ab") as out:
         try:
             while not rt.stopping:
+                poll_ms = now_ms()
                 batch = reader.poll(2000)
                 lines = []
                 for sig in batch:
@@ -102,20 +121,19 @@ def main(argv: list[str] | None = None) -> int:
                     out.flush()
                     os.fsync(out.fileno())
                 if batch:
-                    reader.commit({"broker": broker.state()})
+                    checkpoint.save(BrokerState(reader.state(), broker.books))
                 rt.count("in", len(batch))
                 rt.counters["deadletter"] = reader.rejected
+                rt.caught_up_at(None if batch else poll_ms)
                 if time.monotonic() - last_positions >= 1.0:
                     last_positions = time.monotonic()
-                    _write_positions(layout.runtime_dir / "positions.json", broker, run_id)
+                    _write_positions(layout.positions_file, broker, run_id)
                 rt.beat()
                 if not batch:
                     rt.wait(0.05)
         finally:
-            _write_positions(layout.runtime_dir / "positions.json", broker, run_id)
+            _write_positions(layout.positions_file, broker, run_id)
             reader.close()
-            rt.stopped()
-    return 0
 
 
 def _write_positions(path: Path, broker: Broker, run_id: str) -> None:
@@ -126,6 +144,6 @@ def _write_positions(path: Path, broker: Broker, run_id: str) -> None:
             "mode": "paper" if broker.paper else "mock",
             "ts_ms": now_ms(),
             **broker.totals(),
-            "symbols": broker.state(),
+            "symbols": msgspec.to_builtins(broker.books),
         },
     )

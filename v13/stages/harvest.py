@@ -6,6 +6,10 @@ clock), ``binance`` (live USD-M futures websockets, optionally recording every r
 as possible). Every row goes through the feature engine; raw rows go to ``data/raw``, feature
 rows to ``data/preview``; segments rotate on ``segments.rotate_seconds``. ``Server started`` is
 logged once the first segments are open.
+
+A replay is finite: when it is used up the harvest closes the last intervals, seals every
+segment and says ``exhausted`` in its status file (the orchestrator then lets the later stages
+drain and ends the run); it stays up, healthy, until it is stopped.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from v13.sources.binance import FrameDecoder
 from v13.sources.live import LiveFeed
 from v13.sources.replay import aggtrades_rows, raw_segment_rows, recorded_frames, replay_kind
 from v13.sources.sim import SimMarket
-from v13.stage import StageRuntime, resolve_run_id
+from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, parse_symbols, stage_setup
 from v13.streams import StreamSet
 
@@ -43,11 +47,11 @@ Row = TradeRow | BookRow
 class HarvestOutput:
     """Feature engine + segment streams + the stage's counters, for any source."""
 
-    def __init__(self, cfg: Config, layout: Layout, run_id: str, rt: StageRuntime) -> None:
+    def __init__(self, cfg: Config, layout: Layout, rt: StageRuntime) -> None:
         self.rt = rt
         self.engine = FeatureEngine(cfg.features)
         self.streams = StreamSet(
-            layout.data_dir, f"{run_id}-{os.getpid()}", cfg.segments, write_raw=cfg.harvest.write_raw
+            layout.data_dir, f"{rt.run_id}-{os.getpid()}", cfg.segments, write_raw=cfg.harvest.write_raw
         )
 
     def rows(self, rows: Iterable[Row]) -> None:
@@ -94,7 +98,7 @@ def run_live(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput) 
     feed = LiveFeed(b, list(cfg.symbols))
     decoder = FrameDecoder()
     deadletter = Deadletter(layout.deadletter_dir, "harvest", rt.run_id)
-    recording = layout.data_dir / "recordings" / f"{rt.run_id}.frames.jsonl"
+    recording = layout.data.recording_file(rt.run_id)
     if b.record:
         recording.parent.mkdir(parents=True, exist_ok=True)
     recorder = open(recording, "ab") if b.record else None  # noqa: SIM115 - closed in finally
@@ -168,7 +172,8 @@ def run_replay(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput
     out.tick(source="replay", path=path)
     if rt.state == "starting":
         rt.started(source="replay", path=path)
-    rt.log("Replay finished", rows=rt.counters["in"], features=rt.counters["out"])
+    out.close()
+    rt.exhausted()
     while not rt.stopping:  # stay up (and healthy) until stopped: a supervised stage does not exit
         rt.beat()
         rt.wait(0.5)
@@ -193,9 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     replay_path = layout.root / cfg.source.replay.path
     if cfg.source.kind is SourceKind.REPLAY:
         replay_kind(replay_path)  # a bad path is a usage error before anything starts
-    run_id = resolve_run_id(layout, first_stage=True)
-    rt = StageRuntime("harvest", cfg, layout, run_id)
-    out = HarvestOutput(cfg, layout, run_id, rt)
+    rt = StageRuntime("harvest", cfg, layout, first_stage=True)
+    out = HarvestOutput(cfg, layout, rt)
     try:
         if cfg.source.kind is SourceKind.SIM:
             run_sim(cfg, rt, out)

@@ -1,5 +1,6 @@
 """report: follows the run's signals and orders and rewrites the summary
-(``logs/report/summary_<YYYYMMDD_HHMM>.{json,md,png}``) every ``report.interval_s`` and at stop.
+(``logs/report/summary_<YYYYMMDD_HHMM>_<token>.{json,md,png}``) every ``report.interval_s`` and
+at stop.
 
 Each rewrite recounts the run's files with :func:`v13.report.build_report`, the same function
 the orchestrator uses for the final report after the other stages stopped.
@@ -12,8 +13,9 @@ import time
 from pathlib import Path
 
 from v13.errors import UsageError
-from v13.report import build_report, report_stamp, write_report
-from v13.stage import StageRuntime, resolve_run_id
+from v13.layout import Layout
+from v13.report import build_report, write_report
+from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, stage_setup
 
 __all__ = ["main"]
@@ -29,19 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = None
     if args.tail is not None:
-        if args.tail.parts[-2:] != ("ready", "signal"):
+        runtime_dir = Layout.runtime_dir_of(args.tail)
+        if runtime_dir is None:
             raise UsageError(f"--tail {args.tail} must be a <runtime>/ready/signal directory")
-        overrides = {"paths.runtime_dir": str(args.tail.parent.parent)}
+        overrides = {"paths.runtime_dir": str(runtime_dir)}
     cfg, layout = stage_setup(args, overrides)
-    run_id = resolve_run_id(layout, first_stage=False)
-    rt = StageRuntime("report", cfg, layout, run_id)
-    stamp = report_stamp(run_id, rt.started_ts_ms)
-    rt.started(sink=cfg.signal.sink.value, summary=layout.report_dir / f"summary_{stamp}.json")
+    rt = StageRuntime("report", cfg, layout)
+    run_id = rt.run_id
+    paths = layout.summary_paths(run_id)
+    rt.started(sink=cfg.signal.sink.value, summary=paths["json"])
     next_at = time.monotonic() + FIRST_REPORT_S
 
     def refresh() -> None:
         report = build_report(cfg, layout, run_id)
-        write_report(report, layout.report_dir, stamp, chart=cfg.report.chart)
+        write_report(report, paths, chart=cfg.report.chart)
         rt.counters["in"] = report.rows
         rt.count("out")
         rt.counters["orders"] = report.orders.count

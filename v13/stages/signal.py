@@ -4,6 +4,11 @@ row to the sink named by ``V13_SINK`` (else ``signal.sink``) under ``V13_OUTPUT_
 The sink's bounded queue never blocks the engine: a full queue drops the row, counts it in
 ``dropped`` and logs it. The input checkpoint advances only to rows the sink has made durable,
 so a crash (even kill -9) loses nothing; the sink's idempotent writes absorb the replayed tail.
+
+The sink is checked every loop: a failed writer, or a sink file deleted, replaced or made
+unwritable, ends the stage with exit code 1 and the reason in its status file, so the
+supervisor restarts it. On start, a sink that holds less of this run than the checkpoint says
+was written (its file was deleted) makes the stage signal the run again from its start.
 """
 
 from __future__ import annotations
@@ -11,17 +16,31 @@ from __future__ import annotations
 import argparse
 import time
 
-from v13.checkpoint import Checkpoint
+import msgspec
+
+from v13.checkpoint import Checkpoint, StreamPositions
+from v13.config import Config
 from v13.deadletter import Deadletter
+from v13.errors import StageFailure
+from v13.fsutil import now_ms
+from v13.layout import Layout
 from v13.reader import StreamReader
 from v13.signals import SignalEngine
-from v13.sinks import open_sink
-from v13.stage import StageRuntime, resolve_run_id
+from v13.sinks import SignalSink, open_sink
+from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, stage_setup
 
-__all__ = ["main"]
+__all__ = ["SignalState", "main"]
 
 BATCH_ROWS = 2000
+
+
+class SignalState(msgspec.Struct, forbid_unknown_fields=True):
+    """The signal stage's checkpoint: reader positions, and the last signal ts_ms per symbol
+    that the sink holds durably at those positions."""
+
+    positions: StreamPositions = msgspec.field(default_factory=dict)
+    last_ts: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,59 +48,79 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(parser)
     args = parser.parse_args(argv)
     cfg, layout = stage_setup(args)
-    run_id = resolve_run_id(layout, first_stage=False)
-    rt = StageRuntime("signal", cfg, layout, run_id)
-    reader = StreamReader(
-        layout.preview_spool, layout.preview_ready, "feature",
-        checkpoint=Checkpoint(layout.state_file("signal"), run_id),
-        deadletter=Deadletter(layout.deadletter_dir, "signal", run_id),
-        stem_filter=run_id,
-    )  # fmt: skip
-    sink = open_sink(cfg, layout, run_id)
-    engine = SignalEngine(cfg, run_id)
-    # reader positions by the sink sequence number up to which they may be saved, oldest first
-    positions: dict[int, dict[str, list[str | int]]] = {}
-    last_drop_log = 0.0
-    rt.started(sink=sink.kind, queue_max=cfg.signal.queue_max)
+    rt = StageRuntime("signal", cfg, layout)
     try:
-        while not rt.stopping:
-            batch = reader.poll(BATCH_ROWS)
-            for _tail, feature in batch:
-                if sink.put(engine.on_feature(feature)) is None:
-                    rt.count("dropped")
-                rt.last_event_ts_ms = feature.ts_ms
-            rt.count("in", len(batch))
-            if batch:
-                positions[sink.last_seq] = reader.positions()
-            _commit_durable(reader, sink.durable_seq, positions)
-            counters = sink.counters()
-            rt.counters["out"] = counters.written
-            rt.counters["duplicates"] = counters.duplicates
-            rt.counters["deadletter"] = reader.rejected
-            rt.queue_size = counters.queue_size
-            if rt.counters["dropped"] and time.monotonic() - last_drop_log >= 1.0:
-                last_drop_log = time.monotonic()
-                rt.log("WARNING rows dropped: sink queue full", dropped=rt.counters["dropped"])
-            rt.beat()
-            if not batch:
-                rt.wait(0.05)
+        run(rt, cfg, layout)
+    except StageFailure as exc:
+        return rt.fail(str(exc))
     finally:
-        sink.flush(timeout=3.0)
-        sink.close()
-        _commit_durable(reader, sink.durable_seq, positions)
-        rt.counters["out"] = sink.counters().written
         rt.stopped()
     return 0
 
 
-def _commit_durable(
-    reader: StreamReader, durable: int, positions: dict[int, dict[str, list[str | int]]]
-) -> None:
-    """Save the newest reader position whose signal rows are all durable in the sink."""
-    ready = [seq for seq in positions if seq <= durable]
+def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
+    """Signal until stopped; StageFailure when the sink cannot take rows any more."""
+    run_id = rt.run_id
+    checkpoint = Checkpoint(layout.state_file("signal"), run_id, warn=rt.log)
+    saved = checkpoint.load(SignalState) or SignalState()
+    sink = open_sink(cfg, layout, run_id)
+    lost = {s: ts for s, ts in saved.last_ts.items() if sink.last_ts.get(s, -1) < ts}
+    if lost:
+        rt.log("WARNING the sink lost rows of this run (its file was deleted or replaced): "
+               "signalling the run again from its start", symbols=",".join(sorted(lost)))  # fmt: skip
+        saved = SignalState()
+    reader = StreamReader(
+        layout.preview_spool, layout.preview_ready, "feature",
+        positions=saved.positions, deadletter=Deadletter(layout.deadletter_dir, "signal", run_id),
+        stem_filter=run_id,
+    )  # fmt: skip
+    engine = SignalEngine(cfg, run_id)
+    last_ts = dict(saved.last_ts)
+    # checkpoint states by the sink sequence number up to which they may be saved, oldest first
+    pending: dict[int, SignalState] = {}
+    last_drop_log = 0.0
+    rt.started(sink=sink.kind, queue_max=cfg.signal.queue_max)
+    while not rt.stopping:
+        sink.check()
+        poll_ms = now_ms()
+        batch = reader.poll(BATCH_ROWS)
+        for _tail, feature in batch:
+            if sink.put(engine.on_feature(feature)) is None:
+                rt.count("dropped")
+            else:
+                last_ts[feature.symbol] = feature.ts_ms
+            rt.last_event_ts_ms = feature.ts_ms
+        rt.count("in", len(batch))
+        if batch:
+            pending[sink.last_seq] = SignalState(reader.positions(), dict(last_ts))
+        _commit_durable(checkpoint, sink.durable_seq, pending)
+        _report(rt, sink, reader)
+        rt.caught_up_at(poll_ms if not batch and sink.durable_seq == sink.last_seq else None)
+        if rt.counters["dropped"] and time.monotonic() - last_drop_log >= 1.0:
+            last_drop_log = time.monotonic()
+            rt.log("WARNING rows dropped: sink queue full", dropped=rt.counters["dropped"])
+        rt.beat()
+        if not batch:
+            rt.wait(0.05)
+    sink.flush(timeout=3.0)
+    sink.close()
+    _commit_durable(checkpoint, sink.durable_seq, pending)
+    _report(rt, sink, reader)
+
+
+def _report(rt: StageRuntime, sink: SignalSink, reader: StreamReader) -> None:
+    counters = sink.counters()
+    rt.counters["out"] = counters.written
+    rt.counters["duplicates"] = counters.duplicates
+    rt.counters["deadletter"] = reader.rejected
+    rt.queue_size = counters.queue_size
+
+
+def _commit_durable(checkpoint: Checkpoint, durable: int, pending: dict[int, SignalState]) -> None:
+    """Save the newest checkpoint state whose signal rows are all durable in the sink."""
+    ready = [seq for seq in pending if seq <= durable]
     if not ready:
         return
-    if reader.checkpoint is not None:
-        reader.checkpoint.save({"positions": positions[ready[-1]]})
+    checkpoint.save(pending[ready[-1]])
     for seq in ready:
-        del positions[seq]
+        del pending[seq]
