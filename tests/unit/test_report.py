@@ -89,3 +89,32 @@ def test_files_are_named_by_the_run_start_stamp_and_the_run_token(tmp_path: Path
     assert other.name == "summary_20251128_0320_def456.json" and other != paths["json"]
     assert orjson.loads(paths["json"].read_bytes())["rows"] == 1
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unsignalled_feature_rows_are_counted_from_the_files(tmp_path: Path) -> None:
+    from v13.contracts import FeatureRow
+    from v13.streams import StreamSet
+
+    run_id = "20251128T032000Z-abc123"
+    cfg = load_config(write_config(tmp_path / "c.yaml", {"signal.sink": "sqlite"}), environ={})
+    layout = Layout.from_config(cfg, tmp_path)
+    floats = ("ofi", "z_ofi", "cvd", "cvd_delta", "z_cvd", "fusion_score", "consistency", "trade_rate",
+              "quote_rate", "realized_vol_bps", "volume_usd", "return_1s", "lag_ms")  # fmt: skip
+    base = {**dict.fromkeys(floats, 0.0), "mid": 1.0, "best_bid": 0.9, "best_ask": 1.1, "spread_bps": 1.0}
+    for writer in (f"{run_id}-1", "20251128T000000Z-000000-1"):  # this run's rows, another run's
+        streams = StreamSet(layout.data_dir, writer, cfg.segments)
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            for i in range(10):
+                row = FeatureRow(ts_ms=T0 + i * 1000, symbol=sym, div_type=None, trade_count=0, warmup=False,
+                                 gap=False, **base)  # fmt: skip
+                streams.write(row)
+        streams.close()
+    # BTCUSDT: seconds 0..6 signalled except 3 -> 1 missing, 3 in the tail (7, 8, 9)
+    # ETHUSDT: no signal at all -> all 10 in the tail
+    s = open_sink(cfg, layout, run_id)
+    for i in (0, 1, 2, 4, 5, 6):
+        s.put(signal_row(run_id, "BTCUSDT", T0 + i * 1000))
+    s.close()
+    r = build_report(cfg, layout, run_id)
+    assert (r.rows, r.missing_signals, r.unprocessed_tail) == (6, 1, 13)
+    assert "MISSING_SIGNALS" in r.warnings
