@@ -46,6 +46,7 @@ def end_event(root: Path) -> dict:
 
 def kill_signal_stage_three_times(root: Path) -> None:
     """kill -9 the signal stage each time it is ready, until it is given up (degraded)."""
+
     def stage() -> dict:
         return manifest(root).get("children", {}).get("signal", {"pids": [], "status": "-"})
 
