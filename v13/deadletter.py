@@ -1,4 +1,5 @@
-"""Rejected input rows: artifacts/deadletter/<stage>/<YYYYMMDD>.jsonl, one JSON object a line.
+"""Rejected input rows: <stage dir>/<YYYYMMDD>.jsonl (``Layout.deadletter_stage_dir``), one JSON
+object a line.
 
 Each entry holds the reason, the source (stream and position) and the raw line, so a bad row can
 be found and replayed. Writers carry on after a rejection; the count goes to the status file.
@@ -18,8 +19,8 @@ __all__ = ["Deadletter"]
 class Deadletter:
     """Appends rejected rows of one stage; ``count`` is what this instance wrote."""
 
-    def __init__(self, root: Path, stage: str, run_id: str) -> None:
-        self.dir = Path(root) / stage
+    def __init__(self, directory: Path, stage: str, run_id: str) -> None:
+        self.dir = Path(directory)
         self.stage = stage
         self.run_id = run_id
         self.count = 0
@@ -40,15 +41,3 @@ class Deadletter:
         with open(self.dir / f"{utc_day(ts)}.jsonl", "ab") as fh:
             fh.write(orjson.dumps(entry, default=str) + b"\n")
         self.count += 1
-
-    @staticmethod
-    def entries(root: Path, stage: str | None = None) -> int:
-        """Number of deadletter entries under ``root`` (one stage, or all)."""
-        base = Path(root) / stage if stage else Path(root)
-        if not base.is_dir():
-            return 0
-        total = 0
-        for path in base.rglob("*.jsonl"):
-            with open(path, "rb") as fh:
-                total += sum(1 for line in fh if line.strip())
-        return total

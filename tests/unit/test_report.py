@@ -56,7 +56,7 @@ def test_warning_codes(tmp_path: Path) -> None:
     cfg, layout = setup(tmp_path, [signal_row("run1", "BTCUSDT", T0, signal_type="pending", confirm=False)])
     status(layout, "signal", 4)
     status(layout, "harvest", 99, run_id="older-run")  # another run's status does not count
-    Deadletter(layout.deadletter_dir, "signal", "run1").write("bad", "src", b"{}")
+    Deadletter(layout.deadletter_stage_dir("signal"), "signal", "run1").write("bad", "src", b"{}")
     r = build_report(cfg, layout, "run1")
     assert r.warnings == ["ALL_GATED", "DROPPED", "DEADLETTER"]
     assert r.dropped == 4

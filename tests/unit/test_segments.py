@@ -225,7 +225,7 @@ def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path)
     w.write(orjson.dumps({**orjson.loads(trade_line(3)), "price": -1}), DAY0 + 3)
     w.write(trade_line(4), DAY0 + 4)
     w.close()
-    dl = Deadletter(tmp_path / "deadletter", "signal", "run1")
+    dl = Deadletter(tmp_path / "deadletter" / "signal", "signal", "run1")
     reader = StreamReader(spool, ready, "trade", deadletter=dl)
     rows = [row.trade_id for _t, row in reader.poll()]
     assert rows == [0, 4]
@@ -235,7 +235,7 @@ def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path)
     assert [e["line"] for e in entries] == ['{"not": "a trade"}', "{broken json", entries[2]["line"]]
     assert "price" in entries[2]["reason"]
     assert all(e["source"].endswith(TAIL + "/" + e["position"][1]) for e in entries)
-    assert Deadletter.entries(tmp_path / "deadletter") == 3
+    assert len(deadletter_entries(tmp_path / "deadletter")) == 3
 
 
 def deadletter_entries(root: Path) -> list[dict]:
@@ -255,7 +255,7 @@ def test_a_line_longer_than_the_limit_goes_to_the_deadletter_and_reading_goes_on
     w.flush()
     if sealed:
         w.close()
-    dl = Deadletter(tmp_path / "deadletter", "signal", "run1")
+    dl = Deadletter(tmp_path / "deadletter" / "signal", "signal", "run1")
     reader = StreamReader(spool, ready, "trade", deadletter=dl)
     got = []
     for _ in range(4):  # the over-long line costs a poll or two; it never blocks the stream
@@ -280,7 +280,7 @@ def test_a_torn_last_line_of_a_sealed_segment_goes_to_the_deadletter(tmp_path: P
     w2 = SegmentWriter(spool, ready, TAIL, writer_id="w2", clock=Clock())
     w2.write(trade_line(2), DAY0 + 2)
     w2.close()
-    dl = Deadletter(tmp_path / "deadletter", "signal", "run1")
+    dl = Deadletter(tmp_path / "deadletter" / "signal", "signal", "run1")
     reader = StreamReader(spool, ready, "trade", deadletter=dl)
     assert [row.trade_id for _t, row in reader.poll()] == [0, 1, 2]
     entries = deadletter_entries(tmp_path / "deadletter")

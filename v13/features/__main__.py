@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     symbols = raw_symbols(spool, ready)
     if not symbols:
         raise UsageError(f"--raw {args.raw} holds no raw segments (<YYYYMMDD>/<SYMBOL>/trades/*.jsonl)")
-    deadletter = Deadletter(args.deadletter, "features", "batch")
+    deadletter = Deadletter(args.deadletter / "features", "features", "batch")
     per_symbol = [symbol_features(FeatureEngine(cfg.features), spool, ready, s, deadletter) for s in symbols]
     progress = Progress("v13.features", unit="rows")
     args.out.parent.mkdir(parents=True, exist_ok=True)

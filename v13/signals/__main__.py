@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--features {args.features} is not a file; write one with python -m v13.features")
     clock = _EventClock()
     engine = SignalEngine(cfg, args.run_id, clock_ms=clock)
-    deadletter = Deadletter(args.deadletter, "signals", args.run_id)
+    deadletter = Deadletter(args.deadletter / "signals", "signals", args.run_id)
     progress = Progress("v13.signals", unit="rows")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     count = 0

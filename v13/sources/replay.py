@@ -74,8 +74,8 @@ def raw_roots(path: Path) -> tuple[Path, Path]:
     """(spool, ready) roots of raw segments under a data directory or a raw root."""
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory; pass the data directory that holds raw/")
-    if (path / "raw").is_dir():
-        data = DataLayout(path)
+    data = DataLayout(path)
+    if data.raw_ready.is_dir():
         return data.raw_spool, data.raw_ready
     return DataLayout(path.parent).raw_spool.parent / path.name, path
 

@@ -92,7 +92,7 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
         layout,
         run_id,
         state=saved.reader,
-        deadletter=Deadletter(layout.deadletter_dir, "broker", run_id),
+        deadletter=Deadletter(layout.deadletter_stage_dir("broker"), "broker", run_id),
     )
     orders_path = layout.orders_file
     orders_path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,7 @@ def run_live(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput) 
     b = cfg.source.binance
     feed = LiveFeed(b, list(cfg.symbols))
     decoder = FrameDecoder()
-    deadletter = Deadletter(layout.deadletter_dir, "harvest", rt.run_id)
+    deadletter = Deadletter(layout.deadletter_stage_dir("harvest"), "harvest", rt.run_id)
     recording = layout.data.recording_file(rt.run_id)
     if b.record:
         recording.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def _replay_rows(
 def run_replay(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput, path: Path) -> None:
     speed = cfg.source.replay.speed
     decoder = FrameDecoder()
-    deadletter = Deadletter(layout.deadletter_dir, "harvest", rt.run_id)
+    deadletter = Deadletter(layout.deadletter_stage_dir("harvest"), "harvest", rt.run_id)
     first: tuple[int, float] | None = None
     for ts_ms, rows in _replay_rows(path, decoder, deadletter):
         if rt.stopping:

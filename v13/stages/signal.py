@@ -71,7 +71,7 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
         saved = SignalState()
     reader = StreamReader(
         layout.preview_spool, layout.preview_ready, "feature",
-        positions=saved.positions, deadletter=Deadletter(layout.deadletter_dir, "signal", run_id),
+        positions=saved.positions, deadletter=Deadletter(layout.deadletter_stage_dir("signal"), "signal", run_id),
         stem_filter=run_id,
     )  # fmt: skip
     engine = SignalEngine(cfg, run_id)
