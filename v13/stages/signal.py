@@ -69,10 +69,10 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
         rt.log("WARNING the sink lost rows of this run (its file was deleted or replaced): "
                "signalling the run again from its start", symbols=",".join(sorted(lost)))  # fmt: skip
         saved = SignalState()
+    deadletter = Deadletter(layout.deadletter_stage_dir("signal"), "signal", run_id)
     reader = StreamReader(
         layout.preview_spool, layout.preview_ready, "feature",
-        positions=saved.positions, deadletter=Deadletter(layout.deadletter_stage_dir("signal"), "signal", run_id),
-        stem_filter=run_id,
+        positions=saved.positions, deadletter=deadletter, stem_filter=run_id,
     )  # fmt: skip
     engine = SignalEngine(cfg, run_id)
     last_ts = dict(saved.last_ts)
