@@ -1,5 +1,6 @@
 """The plugin's options: each has a CLI flag and an ini key of the same name, resolved once in
-``pytest_configure`` (CLI > ini > default) into a frozen :class:`Settings`."""
+``pytest_configure`` (CLI > ini > default) into a frozen :class:`Settings`. Resolving reads no
+file: a session that runs no v13 item touches nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Option:
     name: str  # --v13-<name> and ini v13_<name>
     default: str
     help: str
+    flag_only: bool = False  # a plain flag on the command line; the ini key takes true/false
 
     @property
     def flag(self) -> str:
@@ -34,8 +36,13 @@ OPTIONS = (
     Option("symbols", "", "comma-separated symbols (default: the config's)"),
     Option("config", "", "config file (default: config/defaults.yaml)"),
     Option("enable", ",".join(MODULES), "stages to run, comma-separated"),
-    Option("keep", "false", "keep the run roots after the session (true/false)"),
-    Option("root", "", "directory for the run roots (default: a new temporary directory per run)"),
+    Option("keep", "false", "keep the run roots after the session (ini: true/false)", flag_only=True),
+    Option(
+        "root",
+        "",
+        "directory for the run roots and, unless --html is given, the HTML report "
+        "(default: a new temporary directory per run, the report in logs/report/)",
+    ),
 )
 
 
@@ -56,13 +63,12 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("v13", "V13 acceptance run")
     for opt in OPTIONS:
-        group.addoption(
-            opt.flag,
-            dest=opt.ini,
-            default=None,
-            metavar=opt.name.upper(),
-            help=f"{opt.help} (ini: {opt.ini})",
-        )
+        if opt.flag_only:
+            group.addoption(opt.flag, dest=opt.ini, action="store_const", const="true", default=None,
+                            help=f"{opt.help} (ini: {opt.ini})")  # fmt: skip
+        else:
+            group.addoption(opt.flag, dest=opt.ini, default=None, metavar=opt.name.upper(),
+                            help=f"{opt.help} (ini: {opt.ini})")  # fmt: skip
         parser.addini(opt.ini, help=opt.help, default=None)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "config_hash",
     "default_config_path",
     "load_config",
+    "packaged_defaults",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config/defaults.yaml")
@@ -259,10 +260,19 @@ class Config(_Section):
 
 
 def default_config_path() -> Path:
-    """``config/defaults.yaml`` of the work root, else the one beside the installed package."""
+    """``config/defaults.yaml`` of the work root (the current directory; ``python -m v13 init``
+    writes one), else the defaults shipped with the package: in an installed wheel
+    ``v13/_config/defaults.yaml``, in a source checkout the repository's ``config/defaults.yaml``."""
     if DEFAULT_CONFIG_PATH.is_file():
         return DEFAULT_CONFIG_PATH
-    return Path(__file__).resolve().parents[1] / DEFAULT_CONFIG_PATH
+    return packaged_defaults()
+
+
+def packaged_defaults() -> Path:
+    """The defaults that came with the code (see ``[tool.setuptools.package-dir]``)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_config" / DEFAULT_CONFIG_PATH.name
+    return installed if installed.is_file() else here.parent / DEFAULT_CONFIG_PATH
 
 
 def config_hash(path: Path) -> str:

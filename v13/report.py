@@ -81,17 +81,36 @@ _KEY_DECODER = msgspec.json.Decoder(_FeatureKey)
 
 
 def feature_keys(layout: Layout, run_id: str) -> Iterator[tuple[str, int]]:
-    """(symbol, ts_ms) of every feature row the harvest wrote in ``run_id`` (open segments too)."""
+    """(symbol, ts_ms) of every feature row the harvest wrote in ``run_id`` (open segments too),
+    but those the signal stage rejected into the deadletter (accounted for there)."""
+    rejected = _rejected_lines(layout, run_id, "signal")
     data = layout.data
     for tail in discover_tails(data.preview_spool, data.preview_ready):
         follower = SegmentFollower(data.preview_spool, data.preview_ready, tail, stem_filter=run_id)
         while lines := follower.read(50_000):
             for line, _pos in lines:
+                if rejected and line.decode("utf-8", "replace") in rejected:
+                    continue
                 try:
                     key = _KEY_DECODER.decode(line)
                 except msgspec.DecodeError:
                     continue
                 yield key.symbol, key.ts_ms
+
+
+def _deadletter_entries(layout: Layout, run_id: str) -> Iterator[dict[str, object]]:
+    for path in layout.deadletter_files().paths():
+        for line in path.read_bytes().splitlines():
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                entry = {"run_id": run_id, "line": line.decode("utf-8", "replace")}  # damaged: count it
+            if isinstance(entry, dict) and entry.get("run_id") == run_id:
+                yield entry
+
+
+def _rejected_lines(layout: Layout, run_id: str, stage: str) -> set[str]:
+    return {str(e.get("line")) for e in _deadletter_entries(layout, run_id) if e.get("stage") == stage}
 
 
 def _unsignalled(features: Iterator[tuple[str, int]], signalled: dict[str, set[int]]) -> tuple[int, int]:
@@ -123,14 +142,7 @@ def run_dropped(layout: Layout, run_id: str) -> int:
 
 def deadletter_entries(layout: Layout, run_id: str) -> int:
     """Deadletter entries written in this run, over every stage."""
-    count = 0
-    for path in layout.deadletter_files().paths():
-        for line in path.read_bytes().splitlines():
-            try:
-                count += orjson.loads(line).get("run_id") == run_id
-            except (orjson.JSONDecodeError, AttributeError):
-                count += 1
-    return count
+    return sum(1 for _ in _deadletter_entries(layout, run_id))
 
 
 def _minute(ts_ms: int) -> str:

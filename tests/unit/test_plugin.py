@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 DOD_LIKE = """
@@ -64,18 +66,30 @@ def test_one_sink_runs_only_its_items(pytester: pytest.Pytester, form: str) -> N
     result.stdout.no_fnmatch_line("*test_b_jsonl_only?jsonl*")
 
 
+STUB_RUN = """
+import pytest
+
+@pytest.fixture(scope="session")
+def v13_run(request):
+    return request.param
+"""
+
+
+BAD_VALUES = [
+    ("minutes", "abc", "expected a number of minutes"),
+    ("minutes", "0", "expected a positive number"),
+    ("sink", "parquet", "expected jsonl, sqlite or both"),
+    ("enable", "harvest,mining", "expected a comma-separated subset"),
+    ("keep", "maybe", "expected true or false"),
+    ("config", "/no/such.yaml", "no such file"),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "value", "why"),
-    [
-        ("minutes", "abc", "expected a number of minutes"),
-        ("minutes", "0", "expected a positive number"),
-        ("sink", "parquet", "expected jsonl, sqlite or both"),
-        ("enable", "harvest,mining", "expected a comma-separated subset"),
-        ("keep", "maybe", "expected true or false"),
-        ("config", "/no/such.yaml", "no such file"),
-    ],
+    ("form", "name", "value", "why"),
+    # --v13-keep is a plain flag on the command line: only its ini key takes a value
+    [(form, *case) for form in ("cli", "ini") for case in BAD_VALUES if (form, case[0]) != ("cli", "keep")],
 )
-@pytest.mark.parametrize("form", ["cli", "ini"])
 def test_bad_option_values_are_usage_errors_naming_their_source(
     pytester: pytest.Pytester, form: str, name: str, value: str, why: str
 ) -> None:
@@ -92,21 +106,87 @@ def test_bad_option_values_are_usage_errors_naming_their_source(
 
 
 @pytest.mark.parametrize("form", ["cli", "ini"])
-def test_minutes_and_symbols_show_in_the_header_with_the_scaled_thresholds(
+def test_options_show_in_the_header_and_the_scaled_thresholds_once_v13_items_are_collected(
     pytester: pytest.Pytester, form: str
 ) -> None:
-    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    pytester.makeconftest(STUB_RUN)
+    pytester.makepyfile(test_dod=DOD_LIKE)
     if form == "cli":
-        result = pytester.runpytest_subprocess("--v13-minutes=30", "--v13-symbols=BTCUSDT,ETHUSDT")
+        result = pytester.runpytest_subprocess(
+            "--v13-minutes=30", "--v13-symbols=BTCUSDT,ETHUSDT", "--v13-keep"
+        )
     else:
-        pytester.makeini("[pytest]\nv13_minutes = 30\nv13_symbols = BTCUSDT,ETHUSDT\n")
+        pytester.makeini("[pytest]\nv13_minutes = 30\nv13_symbols = BTCUSDT,ETHUSDT\nv13_keep = true\n")
         result = pytester.runpytest_subprocess()
     assert result.ret == 0
     result.stdout.fnmatch_lines([
-        "v13: sinks=jsonl,sqlite minutes=30 *symbols=BTCUSDT,ETHUSDT*",
+        "v13: sinks=jsonl,sqlite minutes=30 *symbols=BTCUSDT,ETHUSDT* keep=yes",
         "v13 thresholds: 30-minute runs, absolute DoD numbers: JSONL shards >= 20, SQLite rows >= 10000, "
         "orders >= 100*",
     ])  # fmt: skip
+
+
+def test_keep_is_off_by_default_and_an_ini_false_keeps_it_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    pytester.makeini("[pytest]\nv13_keep = false\n")
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["v13: * keep=no"])
+
+
+def test_a_session_without_v13_items_loads_no_config_installs_no_handler_writes_no_file(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "config").mkdir()
+    (pytester.path / "config/defaults.yaml").write_text("symbols: [unclosed\n")  # loading it would fail
+    pytester.makepyfile(
+        test_plain="""
+        import signal
+
+        def test_plain():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        """
+    )
+
+    def files() -> set[Path]:
+        pytesters = ("stdout", "stderr", "__pycache__")  # pytester's records, Python's bytecode
+        paths = (p.relative_to(pytester.path) for p in pytester.path.rglob("*"))
+        return {p for p in paths if p.parts[0] not in pytesters and not p.parts[0].startswith("runpytest-")}
+
+    before = files()
+    # pytest-benchmark (installed on some machines, not a dependency) would write .benchmarks/
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
+    result.assert_outcomes(passed=1)
+    assert files() == before
+    result.stdout.no_fnmatch_line("*v13 thresholds*")
+    result.stdout.no_fnmatch_line("*html report*")
+
+
+@pytest.mark.parametrize("where", ["html", "root", "default"])
+def test_the_html_report_goes_where_asked_and_its_path_is_printed(
+    pytester: pytest.Pytester, where: str
+) -> None:
+    pytester.makeconftest(STUB_RUN)
+    pytester.makepyfile(test_dod=DOD_LIKE)
+    args = {"html": ["--html=out/mine.html"], "root": ["--v13-root=runs"], "default": []}[where]
+    expected = {
+        "html": "out/mine.html",
+        "root": "runs/acceptance.html",
+        "default": "logs/report/acceptance.html",
+    }
+    result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+    assert result.ret == 0
+    path = (pytester.path / expected[where]).resolve()
+    assert path.is_file()
+    result.stdout.fnmatch_lines([f"v13 HTML report: {path}", f"*Generated html report: {path.as_uri()}*"])
+
+
+def test_one_sink_deselects_the_other_sinks_items(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(STUB_RUN)
+    pytester.makepyfile(test_dod=DOD_LIKE)
+    result = pytester.runpytest_subprocess("--v13-sink=jsonl", "-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=4, deselected=3)  # test_a, test_b, test_d on jsonl; test_no_stack
+    result.stdout.no_fnmatch_line("*NOTSET*")
+    result.stdout.no_fnmatch_line("*sqlite]*PASSED*")
 
 
 def test_tests_without_v13_run_start_no_stack(pytester: pytest.Pytester) -> None:
@@ -117,9 +197,7 @@ def test_tests_without_v13_run_start_no_stack(pytester: pytest.Pytester) -> None
 
 
 def test_v13_items_get_a_timeout_that_covers_the_whole_run(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
-        "import pytest\n\n@pytest.fixture(scope='session')\ndef v13_run(request):\n    return request.param\n"
-    )
+    pytester.makeconftest(STUB_RUN)
     pytester.makepyfile(
         test_t="""
         def test_timeout(request, v13_run):
@@ -146,17 +224,24 @@ def test_sigterm_to_pytest_still_runs_session_teardown(pytester: pytest.Pytester
         import pytest
 
         @pytest.fixture(scope="session")
-        def stack():
-            yield
+        def v13_run(request):
+            yield request.param
             open({str(marker)!r}, "w").write("torn down")
         """
     )
     pytester.makepyfile(
-        test_t="import time\n\ndef test_long(stack):\n    print('RUNNING', flush=True)\n    time.sleep(60)\n"
+        test_t="""
+        import time
+
+        def test_long(v13_run):
+            print('RUNNING', flush=True)
+            time.sleep(60)
+        """
     )
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider"],
-                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+    argv = [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", "--v13-sink=jsonl"]
+    proc = subprocess.Popen(
+        argv, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if "RUNNING" in line:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -25,21 +26,23 @@ __all__ = ["COLUMNS", "SqliteBackend", "SqliteSignalReader", "connect", "file_id
 
 COLUMNS: tuple[str, ...] = SignalRow.__struct_fields__
 _BOOL_COLUMNS = ("confirm", "gating")
-_SQL_TYPES = {
-    "run_id": "TEXT NOT NULL",
-    "symbol": "TEXT NOT NULL",
-    "ts_ms": "INTEGER NOT NULL",
-    "emit_ts_ms": "INTEGER NOT NULL",
-    "regime": "TEXT",
-    "div_type": "TEXT",
-    "signal_type": "TEXT NOT NULL",
-    "guard_reason": "TEXT",
-    "confirm": "INTEGER NOT NULL",
-    "gating": "INTEGER NOT NULL",
-}
+
+
+def _column(name: str, hint: Any) -> str:
+    """``name TYPE [NOT NULL]`` from the contract's type: int/bool INTEGER, float REAL, else TEXT."""
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    args = typing.get_args(hint)
+    nullable = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if nullable else hint
+    affinity = "INTEGER" if base in (int, bool) else "REAL" if base is float else "TEXT"
+    return f"{name} {affinity}" + ("" if nullable else " NOT NULL")
+
+
+_HINTS = typing.get_type_hints(SignalRow, include_extras=True)
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS signals ("
-    + ", ".join(f"{c} {_SQL_TYPES.get(c, 'REAL')}" for c in COLUMNS)
+    + ", ".join(_column(c, _HINTS[c]) for c in COLUMNS)
     + ", PRIMARY KEY (run_id, symbol, ts_ms))"
 )
 _INDEX = "CREATE INDEX IF NOT EXISTS idx_signals_symbol_ts ON signals (symbol, ts_ms)"

@@ -21,7 +21,7 @@ class Backoff:
     attempts: int = 0
 
     def next_delay(self) -> float:
-        base = min(self.maximum, self.initial * 2**self.attempts)
+        base = min(self.maximum, self.initial * 2.0**self.attempts)
         self.attempts += 1
         return max(0.0, base * (1 + self.rng.uniform(-self.jitter, self.jitter)))
 
