@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_OVERRIDES",
     "Config",
+    "DepthMode",
     "ModeKind",
     "Preset",
     "SinkKind",
@@ -105,10 +106,19 @@ class ReplayConfig(_Section):
     speed: NonNegFloat
 
 
+class DepthMode(StrEnum):
+    PARTIAL = "partial"
+    DIFF = "diff"
+
+
 class BinanceConfig(_Section):
     market_url: str
     public_url: str
+    depth_mode: DepthMode
     depth_stream: str
+    diff_stream: str
+    rest_url: str
+    snapshot_limit: Annotated[int, Field(gt=0, le=1000)]
     max_streams_per_connection: Annotated[int, Field(gt=0, le=1024)]
     silence_timeout_s: PosFloat
     backoff_initial_s: PosFloat
@@ -148,6 +158,9 @@ class FeaturesConfig(_Section):
     sigma_floor_cvd: PosFloat
     z_clip: PosFloat
     gap_ms: PosInt
+    allowed_lateness_ms: Annotated[int, Field(ge=0)]
+    route_idle_ms: Annotated[int, Field(ge=0)]
+    quiet_grace_ms: Annotated[int, Field(ge=0)]
     fusion_w_ofi: NonNegFloat
     fusion_w_cvd: NonNegFloat
     divergence_lookback: Annotated[int, Field(ge=2)]

@@ -82,18 +82,24 @@ class TradeRow(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class BookRow(msgspec.Struct, forbid_unknown_fields=True):
-    """A top-N order book snapshot, best level first."""
+    """A top-N order book snapshot, best level first; or, with ``reset``, the point from which the
+    book is unknown (reconnect, resync) until the next snapshot."""
 
     ts_ms: Annotated[TsMs, _d("exchange event time")]
     recv_ts_ms: Annotated[TsMs, _d("time the row was received (or simulated)")]
     symbol: Annotated[str, _d("instrument")]
-    bids: Annotated[list[Level], _d("[[price, qty], ...] best (highest) first")]
-    asks: Annotated[list[Level], _d("[[price, qty], ...] best (lowest) first")]
+    bids: Annotated[list[Level], _d("[[price, qty], ...] best (highest) first; empty when reset")]
+    asks: Annotated[list[Level], _d("[[price, qty], ...] best (lowest) first; empty when reset")]
     update_id: Annotated[int, _d("venue update id (u)")]
-    prev_update_id: Annotated[int, _d("previous update id (pu); a mismatch marks a gap")]
+    prev_update_id: Annotated[int, _d("previous update id (pu)")]
     src: Annotated[str, _d("source: sim | replay | binance")]
+    reset: Annotated[bool, _d("true: the book is unknown from here (reconnect, resync); no levels")] = False
 
     def __post_init__(self) -> None:
+        if self.reset:
+            if self.bids or self.asks:
+                raise ContractError("a reset book row carries no levels")
+            return
         if not self.bids or not self.asks:
             raise ContractError("fields 'bids' and 'asks' need at least one level each")
         for name, levels, step in (("bids", self.bids, -1), ("asks", self.asks, 1)):
@@ -115,7 +121,7 @@ class FeatureRow(msgspec.Struct, forbid_unknown_fields=True):
 
     ts_ms: Annotated[TsMs, _d("interval end (exclusive), event time")]
     symbol: Annotated[str, _d("instrument")]
-    mid: Annotated[float | None, _d("mid price at interval end; null without a book")]
+    mid: Annotated[float | None, _d("mid price at interval end; null without a fresh book")]
     best_bid: Annotated[float | None, _d("best bid at interval end")]
     best_ask: Annotated[float | None, _d("best ask at interval end")]
     spread_bps: Annotated[float | None, _d("(ask - bid) / mid in basis points")]
@@ -133,9 +139,15 @@ class FeatureRow(msgspec.Struct, forbid_unknown_fields=True):
     realized_vol_bps: Annotated[float, _d("std of 1-interval mid returns over the vol window, bps")]
     volume_usd: Annotated[float, _d("traded notional in the interval")]
     return_1s: Annotated[float, _d("mid return over the interval, bps")]
-    lag_ms: Annotated[float, _d("receive time minus event time of the last row, ms")]
+    lag_ms: Annotated[float, _d("largest receive time minus event time of the interval's rows, ms")]
     warmup: Annotated[bool, _d("true until the z-score window has enough history")]
     gap: Annotated[bool, _d("true when a data gap reset the statistics in this interval")]
+    late_rows: Annotated[
+        int, _d("rows that arrived after their own interval had closed, counted in this one instead")
+    ] = 0
+    stale_book: Annotated[
+        bool, _d("true: the book is unknown (reset) or older than features.gap_ms; book fields null")
+    ] = False
 
     def __post_init__(self) -> None:
         _finite(self, "mid", "best_bid", "best_ask", positive=True)
@@ -209,7 +221,10 @@ class StatusRow(msgspec.Struct, forbid_unknown_fields=True):
     counters: Annotated[dict[str, int], _d("in, out, dropped, deadletter, reconnects, ...")]
     queue_size: Annotated[int, _d("rows waiting in the stage's internal queue")]
     last_event_ts_ms: Annotated[int | None, _d("event time of the last row handled")]
-    lag_ms: Annotated[float | None, _d("wall clock minus last event time, ms")]
+    lag_ms: Annotated[
+        float | None,
+        _d("the source's clock (wall clock; a replay's recorded receive time) minus the last event time, ms"),
+    ]
     error: Annotated[str | None, _d("why the stage failed (state failed), one line")] = None
     exhausted_ts_ms: Annotated[
         int | None, _d("wall clock at which the finite source was used up and all output sealed")

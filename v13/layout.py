@@ -58,7 +58,7 @@ class DataLayout:
 
     <data>/raw/<YYYYMMDD>/<SYMBOL>/{trades,book}/*.jsonl    <data>/spool/raw/...      (*.part)
     <data>/preview/<YYYYMMDD>/<SYMBOL>/features/*.jsonl     <data>/spool/preview/...  (*.part)
-    <data>/recordings/<run_id>.frames.jsonl
+    <data>/recordings/<run_id>/<symbol>_<YYYYMMDD>.gz       (hftbacktest's collector format)
     """
 
     data_dir: Path
@@ -83,8 +83,8 @@ class DataLayout:
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
 
-    def recording_file(self, run_id: str) -> Path:
-        return self.recordings_dir / f"{run_id}.frames.jsonl"
+    def recording_dir(self, run_id: str) -> Path:
+        return self.recordings_dir / run_id
 
     @staticmethod
     def raw_tail(symbol: str, kind: str) -> str:

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from v13.config import Config
@@ -107,6 +108,7 @@ class StageRuntime:
         self.error: str | None = None
         self.exhausted_ts_ms: int | None = None
         self.caught_up: tuple[int, int] | None = None
+        self.lag_clock: Callable[[], int | None] | None = None  # a replay's clock; default the wall clock
         self._stop = threading.Event()
         self._last_status = 0.0
         self._last_counters_log = time.monotonic()
@@ -185,6 +187,7 @@ class StageRuntime:
     def write_status(self) -> None:
         self._last_status = time.monotonic()
         ts = now_ms()
+        clock = (self.lag_clock() if self.lag_clock else None) or ts
         counters = {"in": 0, "out": 0, "dropped": 0, "deadletter": 0, **self.counters}
         status = StatusRow(
             name=self.name,
@@ -196,7 +199,7 @@ class StageRuntime:
             counters=dict(counters),
             queue_size=self.queue_size,
             last_event_ts_ms=self.last_event_ts_ms,
-            lag_ms=float(ts - self.last_event_ts_ms) if self.last_event_ts_ms is not None else None,
+            lag_ms=float(clock - self.last_event_ts_ms) if self.last_event_ts_ms is not None else None,
             error=self.error,
             exhausted_ts_ms=self.exhausted_ts_ms,
             caught_up_poll_ts_ms=self.caught_up[0] if self.caught_up else None,

@@ -3,6 +3,7 @@ replay sources; harvest runs as a real process. No test touches the internet."""
 
 from __future__ import annotations
 
+import gzip
 import time
 import zipfile
 from pathlib import Path
@@ -11,7 +12,9 @@ import orjson
 import pytest
 
 from tests.integration.binance_server import FakeBinance, Faults
-from tests.integration.stack import Stack, wait_for
+from tests.integration.stack import FAST, Stack, wait_for
+from tests.integration.test_stages import assert_batch_features_equal_the_harvests
+from tests.unit.helpers import write_config
 from v13.config import load_config
 from v13.contracts import decode_row
 from v13.signals import SignalEngine
@@ -25,6 +28,8 @@ def live_changes(server: FakeBinance, **extra: object) -> dict[str, object]:
         "source.kind": "binance",
         "source.binance.market_url": server.url("/market/stream"),
         "source.binance.public_url": server.url("/public/stream"),
+        "source.binance.rest_url": server.rest_url(),
+        "source.binance.snapshot_limit": 100,
         "source.binance.backoff_initial_s": 0.5,
         "source.binance.silence_timeout_s": 3,
         **extra,
@@ -53,78 +58,184 @@ def run_harvest(stack: Stack, seconds: float) -> None:
     assert rc == 0 and "Traceback" not in log, log[-2000:]
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A live run with recording on, then the harvest replaying that recording as fast as possible."""
-    base = tmp_path_factory.mktemp("binance")
-    with FakeBinance(SYMBOLS) as server:
-        live = Stack(base / "live", "jsonl", live_changes(server, **{"source.binance.record": True}))
-        run_harvest(live, 8.0)
-    recording = next((live.root / "data/recordings").glob("*.frames.jsonl"))
-    replay = Stack(base / "replay", "jsonl", {"symbols": SYMBOLS, "source.kind": "replay",
-                                             "source.replay.path": str(recording)})  # fmt: skip
+def replay_of(recording: Path, root: Path) -> Stack:
+    """The harvest replaying a recording as fast as possible, until it says the source is used up."""
+    replay = Stack(root, "jsonl", {"symbols": SYMBOLS, "source.kind": "replay",
+                                   "source.replay.path": str(recording)})  # fmt: skip
     replay.start("harvest")
     wait_for(lambda: "Source exhausted" in replay.log("harvest").read_text(), 60, "the replay to finish")
     assert replay.stop("harvest")[0] == 0
-    return {"live": live, "replay": replay, "recording": recording}
+    return replay
+
+
+def recorded_run(
+    base: Path, faults: Faults | None = None, seconds: float = 8.0, silence_s: float = 3, **server: object
+) -> dict:
+    """A live run with recording on, then the harvest replaying that recording."""
+    with FakeBinance(SYMBOLS, faults, **server) as fake:  # type: ignore[arg-type]
+        extra: dict[str, object] = {
+            "source.binance.record": True,
+            "source.binance.silence_timeout_s": silence_s,
+        }
+        if fake.diff:
+            extra |= {"source.binance.depth_mode": "diff", "source.binance.diff_stream": fake.depth_stream}
+        live = Stack(base / "live", "jsonl", live_changes(fake, **extra))
+        run_harvest(live, seconds)
+        injected = dict(fake.injected)
+    recording = next((live.root / "data/recordings").iterdir())
+    replay = replay_of(recording, base / "replay")
+    return {"live": live, "replay": replay, "recording": recording, "injected": injected}
+
+
+def assert_one_row_per_second(rows: list[dict]) -> None:
+    keys = [(r["symbol"], r["ts_ms"]) for r in rows]
+    assert len(keys) == len(set(keys)), "two feature rows for one (symbol, second)"
+    assert all(ts % 1000 == 0 for _sym, ts in keys)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return recorded_run(tmp_path_factory.mktemp("binance"))
 
 
 def test_live_features_equal_the_replay_of_the_recording(recorded) -> None:
+    assert_batch_features_equal_the_harvests(recorded["live"])
     live, replayed = features(recorded["live"].root), features(recorded["replay"].root)
     assert len(live) >= 2 * 6
     assert {r["symbol"] for r in live} == set(SYMBOLS)
     assert live == replayed
-    assert all(r["mid"] is not None and r["trade_count"] >= 0 for r in live)
+    assert_one_row_per_second(live)
+    assert all(r["mid"] is not None and not r["stale_book"] for r in live)
 
 
-def test_live_status_reports_exchange_lag_and_no_faults(recorded) -> None:
-    counters = status(recorded["live"])["counters"]
-    assert counters["reconnects"] == 0 and counters["depth_gaps"] == 0 and counters["deadletter"] == 0
-    assert 0 <= counters["exchange_lag_ms"] < 1000
-    assert counters["trades"] > 0 and counters["books"] > 0
+def test_the_recording_is_in_the_collector_format_one_gzip_file_per_symbol(recorded) -> None:
+    files = sorted(p.name for p in recorded["recording"].iterdir())
+    assert [f.split("_")[0] for f in files] == ["btcusdt", "ethusdt"] and all(
+        f.endswith(".gz") for f in files
+    )
+    with gzip.open(recorded["recording"] / files[0], "rb") as fh:
+        first = fh.readline()
+    ns, _, raw = first.partition(b" ")
+    assert ns.isdigit() and len(ns) == 19 and orjson.loads(raw)["v13"] == "connected"
+
+
+def test_live_and_replay_report_the_same_counters(recorded) -> None:
+    live, replay = status(recorded["live"])["counters"], status(recorded["replay"])["counters"]
+    keys = ("trades", "books", "depth_gaps", "trade_gaps", "resyncs", "reconnects", "late_rows", "deadletter")
+    assert {k: live[k] for k in keys} == {k: replay[k] for k in keys}
+    assert live["reconnects"] == 0 and live["depth_gaps"] == 0 and live["deadletter"] == 0
+    assert 0 <= live["exchange_lag_ms"] < 1000
+    assert live["trades"] > 0 and live["books"] > 0
+
+
+def test_replay_lag_is_held_against_the_recorded_clock(recorded) -> None:
+    lag = status(recorded["replay"])["lag_ms"]
+    assert lag is not None and 0 <= lag < 1000  # the recording's receive time, not today's wall clock
 
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    faults = Faults(drop_at_s=4.0, malformed_at_s=2.5, depth_gap_at_s=7.0, id_jump_at_s=7.5,
-                    silent={"ethusdt@aggTrade"})  # fmt: skip
-    with FakeBinance(SYMBOLS, faults) as server:
-        stack = Stack(tmp_path_factory.mktemp("faulty"), "jsonl", live_changes(server))
-        run_harvest(stack, 10.0)
-        connections = list(server.connections)
-    return {"stack": stack, "connections": connections, "dropped_at": server.dropped_at}
+    faults = Faults(drop_at_s=3.0, malformed_at_s=2.0, depth_gap_at_s=5.5, id_jump_at_s=6.0)
+    return recorded_run(tmp_path_factory.mktemp("faulty"), faults, seconds=8.0)
 
 
-def test_reconnects_within_the_backoff_after_the_server_drops(faulty) -> None:
-    counters = status(faulty["stack"])["counters"]
-    assert counters["reconnects"] >= 2  # both routes
-    dropped = faulty["dropped_at"]
-    assert dropped is not None
-    back = [t - dropped for t, path in faulty["connections"] if path == "/public/stream" and t > dropped]
-    assert back and back[0] < 0.5 * 1.2 + 0.5, f"reconnected {back[0] if back else None} s after the drop"
+def test_fault_counters_equal_the_faults_injected(faulty) -> None:
+    """Exact counts: one drop of both connections, one skipped depth update and one trade id
+    jump per symbol, three malformed frames; live and in the replay of its recording."""
+    injected = faulty["injected"]
+    assert injected == {"drops": 1, "depth_gaps": 2, "id_jumps": 1, "malformed": 3}
+    for run in ("live", "replay"):
+        c = status(faulty[run])["counters"]
+        counts = (c["reconnects"], c["depth_gaps"], c["trade_gaps"], c["deadletter"])
+        assert counts == (2, 2, 2, 3), f"{run}: (reconnects, depth_gaps, trade_gaps, deadletter) {counts}"
 
 
-def test_a_dropped_connection_and_a_depth_gap_show_in_status_and_features(faulty) -> None:
-    counters = status(faulty["stack"])["counters"]
-    assert counters["depth_gaps"] >= 2  # the reconnect and the skipped update
-    rows = features(faulty["stack"].root)
-    assert sum(r["gap"] for r in rows if r["symbol"] == "BTCUSDT") >= 2
-
-
-def test_an_aggtrade_id_jump_is_counted(faulty) -> None:
-    assert status(faulty["stack"])["counters"]["trade_gaps"] >= 1
-
-
-def test_a_silent_stream_is_a_fault_not_a_quiet_market(faulty) -> None:
-    assert status(faulty["stack"])["counters"]["silent_streams"] >= 1
+def test_a_reconnect_leaves_the_book_stale_until_the_next_snapshot_and_rows_stay_one_a_second(faulty) -> None:
+    rows = features(faulty["live"].root)
+    assert_one_row_per_second(rows)
+    assert rows == features(faulty["replay"].root)
+    assert sum(r["gap"] for r in rows if r["symbol"] == "BTCUSDT") >= 2  # the reconnect and the trade id jump
 
 
 def test_malformed_frames_go_to_the_deadletter_without_a_crash(faulty) -> None:
-    files = (faulty["stack"].root / "artifacts/deadletter/harvest").glob("*.jsonl")
+    files = (faulty["live"].root / "artifacts/deadletter/harvest").glob("*.jsonl")
     entries = [orjson.loads(x) for p in files for x in p.read_bytes().splitlines()]
     assert len(entries) == 3
     assert all(e["reason"] for e in entries)
-    assert status(faulty["stack"])["counters"]["deadletter"] == 3
+
+
+def test_reconnects_within_the_backoff_after_the_server_drops(tmp_path: Path) -> None:
+    with FakeBinance(SYMBOLS, Faults(drop_at_s=2.0)) as server:
+        stack = Stack(tmp_path, "jsonl", live_changes(server))
+        run_harvest(stack, 4.0)
+        dropped, connections = server.dropped_at, list(server.connections)
+    assert dropped is not None
+    back = [t - dropped for t, path in connections if path == "/public/stream" and t > dropped]
+    assert back and back[0] < 0.5 * 1.2 + 0.5, f"reconnected {back[0] if back else None} s after the drop"
+
+
+def test_a_silent_stream_is_a_fault_not_a_quiet_market(tmp_path: Path) -> None:
+    with FakeBinance(SYMBOLS, Faults(silent={"ethusdt@aggTrade"})) as server:
+        stack = Stack(tmp_path, "jsonl", live_changes(server))
+        run_harvest(stack, 7.0)
+        market = [t for t, path in server.connections if path == "/market/stream"]
+    c = status(stack)["counters"]
+    assert c["silent_streams"] >= 1
+    assert c["reconnects"] == len(market) - 1  # exactly the connections the server saw reopen
+    # every recycle reopens; the stop may fall between the last recycle and its reopen
+    assert c["silent_streams"] - c["reconnects"] in (0, 1)
+
+
+@pytest.fixture(scope="module")
+def bursts(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    # the silence watchdog must outlast the bursts, or it recycles the connections in between
+    return recorded_run(tmp_path_factory.mktemp("bursts"), Faults(burst_s=3.0), seconds=10.0, silence_s=10)
+
+
+def test_frames_in_3_second_bursts_give_one_row_per_second_and_the_same_rows_in_replay(bursts) -> None:
+    live = features(bursts["live"].root)
+    assert_one_row_per_second(live)
+    for sym in SYMBOLS:
+        seconds = [r["ts_ms"] for r in live if r["symbol"] == sym]
+        assert len(seconds) >= 6 and seconds == list(range(seconds[0], seconds[-1] + 1000, 1000))
+    assert live == features(bursts["replay"].root)
+    assert (
+        status(bursts["live"])["counters"]["late_rows"] == status(bursts["replay"])["counters"]["late_rows"]
+    )
+
+
+@pytest.fixture(scope="module")
+def diff_mode(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    faults = Faults(depth_gap_at_s=3.0, drop_at_s=5.5)
+    return recorded_run(tmp_path_factory.mktemp("diff"), faults, seconds=8.0,
+                        depth_stream="depth@100ms", levels=10)  # fmt: skip
+
+
+def test_diff_mode_resyncs_exactly_once_per_broken_chain_and_snapshots_after_each_connect(diff_mode) -> None:
+    assert diff_mode["injected"]["depth_gaps"] == 2
+    for run in ("live", "replay"):
+        c = status(diff_mode[run])["counters"]
+        counts = (c["resyncs"], c["reconnects"], c["snapshots"], c["depth_gaps"], c["stale_snapshots"])
+        # snapshots: one per symbol at the start, after the resync and after the reconnect
+        assert counts == (2, 2, 6, 0, 0), f"{run}: (resyncs, reconnects, snapshots, gaps, stale) {counts}"
+    rows = features(diff_mode["live"].root)
+    assert rows == features(diff_mode["replay"].root)
+    assert_one_row_per_second(rows)
+    assert all(r["mid"] is not None for r in rows if not r["stale_book"])
+
+
+def test_a_sigterm_stops_the_live_harvest_in_under_a_second_20_times_in_20(tmp_path: Path) -> None:
+    took = []
+    with FakeBinance(SYMBOLS) as server:
+        for i in range(20):
+            stack = Stack(tmp_path / f"r{i}", "jsonl", live_changes(server))
+            stack.start("harvest")
+            stack.wait_started("harvest")
+            rc, seconds = stack.stop("harvest")
+            assert rc == 0, stack.log("harvest").read_text()[-2000:]
+            took.append(seconds)
+    print(f"harvest SIGTERM -> exit (s): max {max(took):.3f}, all {[round(t, 2) for t in took]}")
+    assert max(took) < 1.0, took
 
 
 def write_aggtrades(path: Path, header: bool, micros: bool) -> None:
@@ -191,8 +302,6 @@ def test_connections_are_recycled_before_their_maximum_age(tmp_path: Path) -> No
 def test_the_whole_supervised_stack_runs_on_the_live_source(tmp_path: Path) -> None:
     from orchestrator.api import RunOptions, run_stack
     from orchestrator.printer import Printer
-    from tests.integration.stack import FAST
-    from tests.unit.helpers import write_config
 
     with FakeBinance(SYMBOLS) as server:
         cfg = write_config(

@@ -39,6 +39,18 @@ def feature_keys(stack: Stack) -> list[tuple[str, int]]:
     return [(r["symbol"], r["ts_ms"]) for r in jsonl_rows(stack.root / "data/preview")]
 
 
+def assert_batch_features_equal_the_harvests(stack: Stack) -> None:
+    """``python -m v13.features`` on the harvest's raw rows gives its feature rows, byte for byte."""
+    out = stack.root / "batch.jsonl"
+    proc = run_module("v13.features", "--config", str(stack.config), "--raw", str(stack.root / "data"),
+                      "--out", str(out), "--deadletter", str(stack.root / "batch-dl"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    harvest = sorted(
+        x for p in (stack.root / "data/preview").rglob("*.jsonl") for x in p.read_bytes().splitlines()
+    )
+    assert sorted(out.read_bytes().splitlines()) == harvest
+
+
 def assert_covered(signal_keys: list, feature_keys: list, tail_s: int = 0) -> None:
     """One signal row per feature row, except the features written after the signal stage
     stopped (harvest stops last): at most ``tail_s`` seconds per symbol."""
@@ -83,6 +95,7 @@ def test_four_stages_run_stop_cleanly_and_the_report_matches_a_recount(make_stac
 
     assert len(list((stack.root / "data/raw").rglob("trades/*.jsonl"))) >= 3
     assert len(list((stack.root / "data/preview").rglob("features/*.jsonl"))) >= 3
+    assert_batch_features_equal_the_harvests(stack)
     if sink == "jsonl":
         assert len(list((stack.root / "runtime/ready/signal").rglob("*.jsonl"))) >= 3
 

@@ -1,14 +1,39 @@
-"""Feature engine: trade and book rows in event-time order -> one feature row per symbol per interval.
+"""Feature engine: trade and book rows -> one feature row per symbol per interval of event time.
+
+**Intervals.** A row belongs to the interval of its exchange event time (``ts_ms``). Each symbol
+has a *watermark*: the latest event time seen on each of its routes (trades, books), the
+smallest of those, minus ``features.allowed_lateness_ms``; an interval closes once the watermark
+has passed its end. A route that has sent nothing for ``route_idle_ms`` while the symbol's other
+route kept flowing (sparse trades, a book connection down) no longer holds the watermark back.
+When nothing arrives at all (a quiet symbol, or a stalled connection that will burst), intervals
+close by the clock alone, once the event time projected from the last row is
+``allowed_lateness_ms + quiet_grace_ms`` past their end.
+
+The clock is the receive time of the symbol's rows (``recv_ts_ms``) and the ticks given to
+:meth:`FeatureEngine.advance`; intervals are closed only when the clock moves on, before the rows
+of the new time are used, so rows received in the same millisecond never depend on their order.
+A row whose interval has already closed is *late*: it is counted (``late_rows``) in the first
+interval still open and its trade or book counted there. Because only receive times and event
+times decide, a replay of the same rows in the same order gives the same feature rows, whatever
+the wall clock did.
+
+**Book.** A book row with ``reset`` (reconnect, resync) makes the book unknown; so does a book
+older than ``features.gap_ms`` at an interval's end: the row's book fields are then null and
+``stale_book`` true, until a fresh book arrives.
+
+**Statistics** reset after a data gap (event time jumping by more than ``gap_ms``), a trade id
+that does not follow the previous one, or a book reset; the interval that contains it says
+``gap``.
 
 Per event the work is O(1) (OFI over a fixed number of levels, counters); per interval it is
-O(lookback) for the divergence check. Time is event time throughout, so a replay of the same
-rows gives the same features.
+O(lookback) for the divergence check.
 
 Example::
 
     engine = FeatureEngine(cfg.features)
-    for row in rows:                      # TradeRow / BookRow, per symbol in ts order
+    for row in rows:                      # TradeRow / BookRow, per symbol in arrival order
         for feature in engine.on_row(row): ...
+    engine.advance(now_ms)                # a clock tick: closes what is due
     for feature in engine.finish(): ...   # closes the open intervals
 """
 
@@ -24,10 +49,21 @@ from v13.features.rolling import RollingStats, RollingSum
 
 __all__ = ["FeatureEngine"]
 
+Level = tuple[float, float]
+
+
+@dataclass
+class _Book:
+    """The book as one row left it: its best prices and event time, or unknown (a reset)."""
+
+    bid: float | None
+    ask: float | None
+    ts_ms: int
+
 
 @dataclass
 class _Interval:
-    """Accumulators of the open interval."""
+    """Accumulators of one open interval."""
 
     end_ms: int
     ofi: float = 0.0
@@ -36,25 +72,30 @@ class _Interval:
     cvd_delta: float = 0.0
     trades: int = 0
     volume_usd: float = 0.0
-    last_lag_ms: float = 0.0
+    max_lag_ms: float | None = None
+    late_rows: int = 0
+    book: _Book | None = None  # the last book row counted here (None: the book carries over)
+    reset: bool = False  # the statistics reset inside this interval
 
 
 @dataclass
 class _Symbol:
-    """Per-symbol state that lives across intervals; cleared by a data gap."""
+    """Per-symbol state that lives across intervals."""
 
     cfg: FeaturesConfig
-    interval: _Interval | None = None
-    last_ts: int | None = None
-    last_update_id: int | None = None
+    open: dict[int, _Interval] = field(default_factory=dict)  # by end_ms
+    closed_end: int | None = None
+    clock: int = -1  # latest receive time or tick
+    last_recv: int = -1
+    resumed_at: int = -1  # receive time of the first row after everything was silent
+    e_max: int | None = None  # latest event time seen
+    routes: dict[str, tuple[int, int]] = field(default_factory=dict)  # route -> (latest event, its receive)
     last_trade_id: int | None = None
-    prev_bids: list[tuple[float, float]] | None = None
-    prev_asks: list[tuple[float, float]] | None = None
-    best_bid: float | None = None
-    best_ask: float | None = None
+    prev_bids: list[Level] | None = None
+    prev_asks: list[Level] | None = None
+    book: _Book | None = None  # the book as of the last closed interval's end
     prev_mid: float | None = None
     cvd: float = 0.0
-    gap_pending: bool = False
     ofi_stats: RollingStats = field(init=False)
     cvd_stats: RollingStats = field(init=False)
     vol_stats: RollingStats = field(init=False)
@@ -69,16 +110,13 @@ class _Symbol:
         self.trades_60s = RollingSum(max(1, round(c.trade_rate_window_s * 1000 / c.interval_ms)))
         self.history = deque(maxlen=c.divergence_lookback)
 
-    def reset(self) -> None:
+    def clear_statistics(self) -> None:
         """A gap: nothing is summed through the hole."""
-        self.prev_bids = self.prev_asks = None
         self.prev_mid = None
-        # cvd restarts; trades already counted in the open interval stay counted in both
-        self.cvd = self.interval.cvd_delta if self.interval is not None else 0.0
+        self.cvd = 0.0
         for stats in (self.ofi_stats, self.cvd_stats, self.vol_stats, self.trades_60s):
             stats.clear()
         self.history.clear()
-        self.gap_pending = True
 
 
 class FeatureEngine:
@@ -91,76 +129,109 @@ class FeatureEngine:
         self.late_rows = 0
 
     def on_row(self, row: TradeRow | BookRow) -> list[FeatureRow]:
-        """Feed one row; returns the feature rows of intervals this row closed (0 or 1)."""
+        """Feed one row; returns the feature rows of the intervals that closed before it."""
         st = self._symbols.get(row.symbol)
         if st is None:
             st = self._symbols[row.symbol] = _Symbol(self.cfg)
-        out: list[FeatureRow] = []
-        ts = row.ts_ms
-        if st.interval is not None and ts >= st.interval.end_ms:
-            out.append(self._close(row.symbol, st))
-        if st.last_ts is not None and ts - st.last_ts > self.cfg.gap_ms:
-            st.reset()
-        if st.last_ts is not None and ts < st.last_ts:
-            self.late_rows += 1  # out of order: counted, folded into the open interval
-            ts = st.last_ts
-        st.last_ts = ts
-        if st.interval is None:
-            iv = self.cfg.interval_ms
-            st.interval = _Interval(end_ms=ts - ts % iv + iv)
+        out = self._tick(row.symbol, st, row.recv_ts_ms)
+        iv = self._interval_of(st, row.ts_ms)
+        lag = float(row.recv_ts_ms - row.ts_ms)
+        iv.max_lag_ms = lag if iv.max_lag_ms is None else max(iv.max_lag_ms, lag)
+        if st.e_max is not None and row.ts_ms - st.e_max > self.cfg.gap_ms:
+            iv.reset = True
         if isinstance(row, BookRow):
-            self._on_book(st, row)
+            self._on_book(st, iv, row)
         else:
-            self._on_trade(st, row)
-        st.interval.last_lag_ms = float(row.recv_ts_ms - row.ts_ms)
+            self._on_trade(st, iv, row)
+        if row.recv_ts_ms - st.last_recv > self.cfg.route_idle_ms:
+            st.resumed_at = row.recv_ts_ms
+        route = "book" if isinstance(row, BookRow) else "trade"
+        event, _ = st.routes.get(route, (row.ts_ms, 0))
+        st.routes[route] = (max(event, row.ts_ms), row.recv_ts_ms)
+        st.e_max = row.ts_ms if st.e_max is None else max(st.e_max, row.ts_ms)
+        st.last_recv = max(st.last_recv, row.recv_ts_ms)
         return out
 
     def advance(self, now_ms: int) -> list[FeatureRow]:
-        """Close every open interval that ended at or before ``now_ms`` (live pacing)."""
-        return [
-            self._close(sym, st)
-            for sym, st in self._symbols.items()
-            if st.interval is not None and st.interval.end_ms <= now_ms
-        ]
+        """A clock tick (live): every row received up to ``now_ms`` has been given; closes what
+        is due. A replay without ticks closes the same intervals at the next row."""
+        out: list[FeatureRow] = []
+        for symbol, st in self._symbols.items():
+            out += self._tick(symbol, st, now_ms)
+        return out
 
     def finish(self) -> list[FeatureRow]:
         """Close every open interval (end of input)."""
-        return [self._close(sym, st) for sym, st in self._symbols.items() if st.interval is not None]
+        return [self._close(sym, st, end) for sym, st in self._symbols.items() for end in sorted(st.open)]
 
-    # -- per event ---------------------------------------------------------------------------
-    def _on_book(self, st: _Symbol, row: BookRow) -> None:
-        assert st.interval is not None
-        if st.last_update_id is not None and row.prev_update_id != st.last_update_id:
-            st.reset()  # the venue says updates were missed: no OFI across the hole
-        st.last_update_id = row.update_id
+    # -- time ----------------------------------------------------------------------------------
+    def _tick(self, symbol: str, st: _Symbol, clock: int) -> list[FeatureRow]:
+        if clock <= st.clock:
+            return []
+        st.clock = clock
+        if st.e_max is None or not st.open:
+            return []
+        c = self.cfg
+        events = [e for e, _recv in st.routes.values()]
+        flowing = [e for e, recv in st.routes.values() if clock - recv <= c.route_idle_ms]
+        if flowing and clock - st.resumed_at > c.route_idle_ms:
+            events = flowing  # the silent route is sparse or down, not behind: it holds nothing back
+        watermark = min(events) - c.allowed_lateness_ms
+        quiet = st.e_max + (clock - st.last_recv) - c.allowed_lateness_ms - c.quiet_grace_ms
+        limit = max(watermark, quiet)
+        return [self._close(symbol, st, end) for end in sorted(st.open) if end <= limit]
+
+    def _interval_of(self, st: _Symbol, ts_ms: int) -> _Interval:
+        step = self.cfg.interval_ms
+        end = ts_ms - ts_ms % step + step
+        late = st.closed_end is not None and end <= st.closed_end
+        if late:
+            assert st.closed_end is not None
+            end = min(st.open) if st.open else st.closed_end + step
+        iv = st.open.get(end)
+        if iv is None:
+            iv = st.open[end] = _Interval(end_ms=end)
+        if late:
+            iv.late_rows += 1
+            self.late_rows += 1
+        return iv
+
+    # -- per event -----------------------------------------------------------------------------
+    def _on_book(self, st: _Symbol, iv: _Interval, row: BookRow) -> None:
+        if row.reset:
+            st.prev_bids = st.prev_asks = None
+            iv.book = _Book(None, None, row.ts_ms)
+            iv.reset = True
+            return
         n = min(len(self.weights), len(row.bids), len(row.asks))
         if st.prev_bids is not None and st.prev_asks is not None:
-            st.interval.ofi += multi_level_ofi(st.prev_bids, st.prev_asks, row.bids, row.asks, self.weights)
+            iv.ofi += multi_level_ofi(st.prev_bids, st.prev_asks, row.bids, row.asks, self.weights)
         depth = 0.0
         for m in range(n):
             depth += row.bids[m][1] + row.asks[m][1]
-        st.interval.depth_sum += depth / (2 * n) if n else 0.0
-        st.interval.books += 1
+        iv.depth_sum += depth / (2 * n) if n else 0.0
+        iv.books += 1
         st.prev_bids, st.prev_asks = row.bids, row.asks
-        st.best_bid, st.best_ask = row.bids[0][0], row.asks[0][0]
+        iv.book = _Book(row.bids[0][0], row.asks[0][0], row.ts_ms)
 
-    def _on_trade(self, st: _Symbol, row: TradeRow) -> None:
-        assert st.interval is not None
+    def _on_trade(self, st: _Symbol, iv: _Interval, row: TradeRow) -> None:
         if st.last_trade_id is not None and row.trade_id != st.last_trade_id + 1:
-            st.reset()  # trade ids jumped: trades were missed, CVD would be wrong
+            iv.reset = True  # trade ids jumped: trades were missed, CVD would be wrong
         st.last_trade_id = row.trade_id
         signed = row.qty if row.side == "buy" else -row.qty
-        st.cvd += signed
-        st.interval.cvd_delta += signed
-        st.interval.trades += 1
-        st.interval.volume_usd += row.price * row.qty
+        iv.cvd_delta += signed
+        iv.trades += 1
+        iv.volume_usd += row.price * row.qty
 
-    # -- per interval ------------------------------------------------------------------------
-    def _close(self, symbol: str, st: _Symbol) -> FeatureRow:
+    # -- per interval --------------------------------------------------------------------------
+    def _close(self, symbol: str, st: _Symbol, end: int) -> FeatureRow:
         c = self.cfg
-        iv = st.interval
-        assert iv is not None
-        st.interval = None
+        iv = st.open.pop(end)
+        st.closed_end = end
+        if iv.reset:
+            st.clear_statistics()
+        if iv.book is not None:
+            st.book = iv.book
         mean_depth = iv.depth_sum / iv.books if iv.books else 0.0
         ofi = iv.ofi / mean_depth if mean_depth > 0 else 0.0
         warmup = len(st.ofi_stats) < c.z_warmup
@@ -168,8 +239,11 @@ class FeatureEngine:
         z_cvd = 0.0 if warmup else st.cvd_stats.zscore(iv.cvd_delta, c.sigma_floor_cvd, c.z_clip)
         st.ofi_stats.push(ofi)
         st.cvd_stats.push(iv.cvd_delta)
+        st.cvd += iv.cvd_delta
 
-        bid, ask = st.best_bid, st.best_ask
+        book = st.book
+        stale = book is not None and (book.bid is None or book.ts_ms < end - c.gap_ms)
+        bid, ask = (None, None) if book is None or stale else (book.bid, book.ask)
         mid = (bid + ask) / 2 if bid is not None and ask is not None else None
         spread_bps = (ask - bid) / mid * 1e4 if mid and bid is not None and ask is not None else None
         ret = (mid / st.prev_mid - 1.0) * 1e4 if mid and st.prev_mid else 0.0
@@ -181,11 +255,9 @@ class FeatureEngine:
         st.trades_60s.push(iv.trades)
         covered_s = len(st.trades_60s) * c.interval_ms / 1000
         score = c.fusion_w_ofi * z_ofi + c.fusion_w_cvd * z_cvd
-        gap = st.gap_pending
-        st.gap_pending = False
         div = self._divergence(st, mid, z_ofi, z_cvd)
         return FeatureRow(
-            ts_ms=iv.end_ms,
+            ts_ms=end,
             symbol=symbol,
             mid=mid,
             best_bid=bid,
@@ -205,9 +277,11 @@ class FeatureEngine:
             realized_vol_bps=st.vol_stats.std(),
             volume_usd=iv.volume_usd,
             return_1s=ret,
-            lag_ms=iv.last_lag_ms,
+            lag_ms=iv.max_lag_ms if iv.max_lag_ms is not None else 0.0,
             warmup=warmup,
-            gap=gap,
+            gap=iv.reset,
+            late_rows=iv.late_rows,
+            stale_book=stale,
         )
 
     def _divergence(self, st: _Symbol, mid: float | None, z_ofi: float, z_cvd: float) -> DivType | None:

@@ -5,7 +5,8 @@ is established) -> direction from the fusion score -> guards -> confirm and sign
 
 * direction: |score| >= buy threshold; strong when >= strong threshold;
 * guards (each adds its code to ``guard_reason``, any of them sets ``gating``): ``warmup``,
-  ``gap``, ``no_book`` (no mid), ``spread`` (spread_bps > cap), ``lag`` (lag_ms > cap),
+  ``gap``, ``stale_book`` (the book is unknown since a reset, or too old), ``no_book`` (never a
+  book: a trades-only source), ``spread`` (spread_bps > cap), ``lag`` (lag_ms > cap),
   ``low_consistency`` (consistency below the floor), ``weak_signal`` (|score| below the floor);
 * confirm = a direction and no guard; signal_type = strong_buy | buy | sell | strong_sell when
   confirmed, ``pending`` when a guard blocked a direction, ``neutral`` otherwise.
@@ -24,7 +25,7 @@ from v13.signals.mode import StrategyMode
 
 __all__ = ["GUARD_CODES", "SignalEngine"]
 
-GUARD_CODES = ("warmup", "gap", "no_book", "spread", "lag", "low_consistency", "weak_signal")
+GUARD_CODES = ("warmup", "gap", "stale_book", "no_book", "spread", "lag", "low_consistency", "weak_signal")
 
 
 class SignalEngine:
@@ -84,7 +85,9 @@ class SignalEngine:
             reasons.append("warmup")
         if f.gap:
             reasons.append("gap")
-        if f.mid is None:
+        if f.stale_book:
+            reasons.append("stale_book")
+        elif f.mid is None:
             reasons.append("no_book")
         if f.spread_bps is not None and f.spread_bps > g.spread_bps_max:
             reasons.append("spread")

@@ -1,11 +1,13 @@
-"""Replay sources: a recording of raw Binance frames, the project's own raw segments, or
+"""Replay sources: a recording of raw exchange frames, the project's own raw segments, or
 Binance public-data aggTrades files (CSV or zip).
 
-* ``*.frames.jsonl`` — lines ``{"recv_ts_ms": ..., "frame": "<raw frame>"}`` written by the live
-  harvest with ``source.binance.record``; replayed in arrival order through the same decoder, so
-  the features equal those of the live run.
+* a recording in the collector format of hftbacktest (:mod:`v13.sources.recording`): a file or a
+  directory of ``<symbol>_<YYYYMMDD>.gz`` files, plain or gzip, written by the live harvest with
+  ``source.binance.record`` or by hftbacktest's collector; replayed in arrival order through the
+  same decoder, so the features equal those of the live run.
 * a directory of raw segments (``<YYYYMMDD>/<SYMBOL>/{trades,book}/*.jsonl``) — trades and books
-  merged in event-time order, per symbol, then across symbols.
+  merged in the order they were received (``recv_ts_ms``; each stream keeps its own order), as
+  the harvest saw them.
 * ``*.csv`` / ``*.zip`` aggTrades (agg_trade_id, price, quantity, first_trade_id, last_trade_id,
   transact_time, is_buyer_maker; header optional; ms or µs times) — trades only: there is no book,
   so book features stay empty and the signal stage gates the rows with ``no_book``.
@@ -21,21 +23,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from v13.contracts import BookRow, TradeRow
 from v13.deadletter import Deadletter
 from v13.errors import ContractError, UsageError
 from v13.layout import DataLayout
 from v13.reader import StreamReader
 from v13.segments import discover_tails
+from v13.sources.recording import recording_files
 
 __all__ = [
     "aggtrades_rows",
     "raw_roots",
     "raw_segment_rows",
     "raw_symbols",
-    "recorded_frames",
     "replay_kind",
     "symbol_rows",
 ]
@@ -45,29 +45,19 @@ _US_THRESHOLD = 10**14  # epoch ms stay below this until the year 5138; µs are 
 
 
 def replay_kind(path: Path) -> str:
-    """``frames``, ``raw`` or ``aggtrades``; UsageError when the path is none of them."""
-    if path.is_dir():
-        return "raw"
+    """``recording``, ``raw`` or ``aggtrades``; UsageError when the path is none of them."""
     if not path.exists():
         raise UsageError(f"replay path {path} does not exist; set source.replay.path")
-    name = path.name.lower()
-    if name.endswith(".frames.jsonl"):
-        return "frames"
-    if name.endswith((".csv", ".zip")):
+    if path.is_file() and path.name.lower().endswith((".csv", ".zip")):
         return "aggtrades"
+    if path.is_dir() and (DataLayout(path).raw_ready.is_dir() or raw_symbols(*raw_roots(path))):
+        return "raw"
+    if recording_files(path):
+        return "recording"
     raise UsageError(
-        f"replay path {path} is not a raw segment directory, a *.frames.jsonl recording "
-        "or an aggTrades .csv/.zip file"
+        f"replay path {path} is not a raw segment directory, a recording ('<ns> <frame>' lines, "
+        "plain or .gz, or a directory of them) or an aggTrades .csv/.zip file"
     )
-
-
-def recorded_frames(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(recv_ts_ms, raw frame) in recorded order."""
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                doc = orjson.loads(line)
-                yield int(doc["recv_ts_ms"]), doc["frame"].encode()
 
 
 def raw_roots(path: Path) -> tuple[Path, Path]:
@@ -87,14 +77,14 @@ def _reader_rows(reader: StreamReader) -> Iterator[Any]:
 
 
 def symbol_rows(spool: Path, ready: Path, symbol: str, deadletter: Deadletter | None) -> Iterator[Row]:
-    """One symbol's trades and books merged in event-time order."""
+    """One symbol's trades and books merged in the order they were received."""
     streams = [
         _reader_rows(
             StreamReader(spool, ready, kind, deadletter=deadletter, tails=[DataLayout.raw_tail(symbol, sub)])
         )
         for kind, sub in (("trade", "trades"), ("book", "book"))
     ]
-    return heapq.merge(*streams, key=lambda r: r.ts_ms)
+    return heapq.merge(*streams, key=lambda r: r.recv_ts_ms)
 
 
 def raw_symbols(spool: Path, ready: Path) -> list[str]:
@@ -102,10 +92,10 @@ def raw_symbols(spool: Path, ready: Path) -> list[str]:
 
 
 def raw_segment_rows(path: Path, deadletter: Deadletter | None = None) -> Iterator[Row]:
-    """Every raw row under ``path``, in event-time order across symbols."""
+    """Every raw row under ``path``, in the order they were received across symbols."""
     spool, ready = raw_roots(path)
     per_symbol = [symbol_rows(spool, ready, s, deadletter) for s in raw_symbols(spool, ready)]
-    return heapq.merge(*per_symbol, key=lambda r: (r.ts_ms, r.symbol))
+    return heapq.merge(*per_symbol, key=lambda r: r.recv_ts_ms)
 
 
 def _csv_lines(path: Path) -> Iterator[list[str]]:

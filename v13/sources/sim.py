@@ -106,6 +106,7 @@ class SymbolSim:
         self.blowout_ticks = 1
         self.silent_until = -1
         self.step_no = 0
+        self.last_recv = 0
 
     # -- draws -------------------------------------------------------------------------------
     def _fresh_queue(self) -> float:
@@ -234,9 +235,14 @@ class SymbolSim:
         return rows
 
     def _recv(self, ts: int, recv_now_ms: int | None) -> int:
+        """Receive time: the live step's, else a simulated latency; never earlier than the
+        symbol's previous row (one connection delivers in order)."""
         if recv_now_ms is not None:
-            return max(ts, recv_now_ms)
-        return ts + 1 + int(self.rng.expovariate(1.0 / LATENCY_MS))
+            recv = max(ts, recv_now_ms)
+        else:
+            recv = ts + 1 + int(self.rng.expovariate(1.0 / LATENCY_MS))
+        self.last_recv = max(self.last_recv, recv)
+        return self.last_recv
 
     def _trade(self, ts: int, price_ticks: int, qty: float, is_buy: bool, recv_now: int | None) -> TradeRow:
         return TradeRow(

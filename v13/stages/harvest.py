@@ -2,10 +2,10 @@
 
 Sources (``source.kind``, or ``--source``): ``sim`` (default; the simulator paced to the wall
 clock), ``binance`` (live USD-M futures websockets, optionally recording every raw frame) and
-``replay`` (a recording, raw segments or an aggTrades file; ``source.replay.speed`` 0 = as fast
-as possible). Every row goes through the feature engine; raw rows go to ``data/raw``, feature
-rows to ``data/preview``; segments rotate on ``segments.rotate_seconds``. ``Server started`` is
-logged once the first segments are open.
+``replay`` (a recording in the collector format, the project's raw segments, or an aggTrades
+file; ``source.replay.speed`` 0 = as fast as possible). Every row goes through the feature
+engine; raw rows go to ``data/raw``, feature rows to ``data/preview``; segments rotate on
+``segments.rotate_seconds``. ``Server started`` is logged once the first segments are open.
 
 A replay is finite: when it is used up the harvest closes the last intervals, seals every
 segment and says ``exhausted`` in its status file (the orchestrator then lets the later stages
@@ -16,43 +16,39 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
-import orjson
-
 from v13.config import Config, SourceKind
-from v13.contracts import BookRow, TradeRow
+from v13.contracts import BookRow, FeatureRow, TradeRow
 from v13.deadletter import Deadletter
 from v13.errors import ContractError
 from v13.features import FeatureEngine
-from v13.fsutil import now_ms
 from v13.layout import Layout
 from v13.sources.binance import FrameDecoder
-from v13.sources.live import LiveFeed
-from v13.sources.replay import aggtrades_rows, raw_segment_rows, recorded_frames, replay_kind
-from v13.sources.sim import SimMarket
+from v13.sources.replay import replay_kind
 from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, parse_symbols, stage_setup
+from v13.stages.harvest_sources import run_live, run_replay, run_sim
 from v13.streams import StreamSet
 
-__all__ = ["main"]
-
-LIVE_CLOSE_GRACE_MS = 2000  # a live interval is closed this long after its end if no row closed it
+__all__ = ["HarvestOutput", "main"]
 
 Row = TradeRow | BookRow
 
 
 class HarvestOutput:
-    """Feature engine + segment streams + the stage's counters, for any source."""
+    """Decoder, feature engine, segment streams and the stage's counters, for every source."""
 
     def __init__(self, cfg: Config, layout: Layout, rt: StageRuntime) -> None:
         self.rt = rt
         self.engine = FeatureEngine(cfg.features)
+        self.decoder = FrameDecoder(levels=cfg.features.ofi_levels)
+        self.deadletter = Deadletter(layout.deadletter_stage_dir("harvest"), "harvest", rt.run_id)
         self.streams = StreamSet(
             layout.data_dir, f"{rt.run_id}-{os.getpid()}", cfg.segments, write_raw=cfg.harvest.write_raw
         )
+        self.last_recv_ms: int | None = None  # the source's clock: a replay's lag is held against it
 
     def rows(self, rows: Iterable[Row]) -> None:
         rt = self.rt
@@ -62,121 +58,44 @@ class HarvestOutput:
             rt.count("in")
             rt.count("trades" if isinstance(row, TradeRow) else "books")
             rt.last_event_ts_ms = row.ts_ms
+            self.last_recv_ms = row.recv_ts_ms
 
-    def features(self, features: Iterable[object]) -> None:
+    def frame(self, raw: bytes, recv_ms: int, symbol: str | None, source: str) -> None:
+        """One raw exchange frame (live or recorded); a malformed one goes to the deadletter."""
+        self.last_recv_ms = recv_ms
+        try:
+            rows = self.decoder.decode(raw, recv_ms, symbol)
+        except ContractError as exc:
+            self.deadletter.write(str(exc), source, raw)
+            return
+        self.rows(rows)
+
+    def clock(self, now_ms: int) -> None:
+        """A clock tick: everything received up to ``now_ms`` has been given."""
+        self.features(self.engine.advance(now_ms))
+
+    def features(self, features: Iterable[FeatureRow]) -> None:
         for feature in features:
-            self.streams.write(feature)  # type: ignore[arg-type]
+            self.streams.write(feature)
             self.rt.count("out")
 
     def tick(self, **started_fields: object) -> None:
         self.streams.tick()
         if self.rt.state == "starting" and self.streams.writers:
             self.rt.started(**started_fields)
-        self.rt.counters["segments"] = self.streams.segments_sealed
+        counters = self.rt.counters
+        counters["segments"] = self.streams.segments_sealed
+        counters["late_rows"] = self.engine.late_rows
+        counters["deadletter"] = self.deadletter.count
+        if self.decoder.counters.frames or self.decoder.counters.malformed:
+            for key, total in self.decoder.counters.as_status().items():
+                counters[key] = total  # a total: Counter.update would add it
         self.rt.beat()
 
     def close(self) -> None:
         self.features(self.engine.finish())
         self.streams.close()
         self.rt.counters["segments"] = self.streams.segments_sealed
-
-
-def run_sim(cfg: Config, rt: StageRuntime, out: HarvestOutput) -> None:
-    sim = cfg.source.sim
-    market = SimMarket(list(cfg.symbols), preset=sim.preset.value, seed=sim.seed, start_ms=now_ms(),
-                       levels=sim.book_levels, dt_ms=sim.step_ms)  # fmt: skip
-    while not rt.stopping:
-        step_end = market.next_ms + sim.step_ms  # a step's rows exist once its interval is over
-        if rt.wait((step_end - now_ms()) / 1000):
-            break
-        out.rows(market.step(recv_now_ms=now_ms()))
-        out.tick(symbols=",".join(cfg.symbols), source="sim", preset=sim.preset.value)
-
-
-def run_live(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput) -> None:
-    b = cfg.source.binance
-    feed = LiveFeed(b, list(cfg.symbols))
-    decoder = FrameDecoder()
-    deadletter = Deadletter(layout.deadletter_stage_dir("harvest"), "harvest", rt.run_id)
-    recording = layout.data.recording_file(rt.run_id)
-    if b.record:
-        recording.parent.mkdir(parents=True, exist_ok=True)
-    recorder = open(recording, "ab") if b.record else None  # noqa: SIM115 - closed in finally
-    feed.start()
-    try:
-        while not rt.stopping:
-            lines = []
-            for recv_ts_ms, raw in feed.frames(timeout=0.1):
-                if recorder is not None:
-                    lines.append(
-                        orjson.dumps({"recv_ts_ms": recv_ts_ms, "frame": raw.decode("utf-8", "replace")})
-                    )
-                try:
-                    out.rows(decoder.decode(raw, recv_ts_ms))
-                except ContractError as exc:
-                    deadletter.write(str(exc), "binance", raw)
-            if recorder is not None and lines:
-                recorder.write(b"\n".join(lines) + b"\n")
-                recorder.flush()
-            out.features(out.engine.advance(now_ms() - LIVE_CLOSE_GRACE_MS))
-            c = decoder.counters
-            totals = {"deadletter": c.malformed, "depth_gaps": c.depth_gaps, "trade_gaps": c.trade_gaps,
-                      "reconnects": feed.counters["reconnects"], "silent_streams": feed.counters["silent"],
-                      "dropped": feed.counters["dropped"]}  # fmt: skip
-            for key, value in totals.items():  # totals, not increments (Counter.update would add)
-                rt.counters[key] = value
-            if c.last_lag_ms is not None:
-                rt.counters["exchange_lag_ms"] = int(c.last_lag_ms)
-            out.tick(symbols=",".join(cfg.symbols), source="binance", connections=len(feed.connections))
-    finally:
-        feed.stop()
-        if recorder is not None:
-            recorder.close()
-
-
-def _replay_rows(
-    path: Path, decoder: FrameDecoder, deadletter: Deadletter
-) -> Iterator[tuple[int, list[Row]]]:
-    """(pacing time, rows) of a replay source."""
-    kind = replay_kind(path)
-    if kind == "frames":
-        for recv_ts_ms, raw in recorded_frames(path):
-            try:
-                yield recv_ts_ms, list(decoder.decode(raw, recv_ts_ms))
-            except ContractError as exc:
-                deadletter.write(str(exc), str(path), raw)
-    elif kind == "raw":
-        for row in raw_segment_rows(path, deadletter):
-            yield row.ts_ms, [row]
-    else:
-        for trade in aggtrades_rows(path, deadletter=deadletter):
-            yield trade.ts_ms, [trade]
-
-
-def run_replay(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput, path: Path) -> None:
-    speed = cfg.source.replay.speed
-    decoder = FrameDecoder()
-    deadletter = Deadletter(layout.deadletter_stage_dir("harvest"), "harvest", rt.run_id)
-    first: tuple[int, float] | None = None
-    for ts_ms, rows in _replay_rows(path, decoder, deadletter):
-        if rt.stopping:
-            return
-        if speed > 0:
-            first = first or (ts_ms, time.monotonic())
-            if rt.wait(first[1] + (ts_ms - first[0]) / 1000 / speed - time.monotonic()):
-                return
-        out.rows(rows)
-        out.tick(source="replay", path=path)
-    out.features(out.engine.finish())
-    rt.counters["deadletter"] = deadletter.count
-    out.tick(source="replay", path=path)
-    if rt.state == "starting":
-        rt.started(source="replay", path=path)
-    out.close()
-    rt.exhausted()
-    while not rt.stopping:  # stay up (and healthy) until stopped: a supervised stage does not exit
-        rt.beat()
-        rt.wait(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         elif cfg.source.kind is SourceKind.BINANCE:
             run_live(cfg, layout, rt, out)
         else:
-            run_replay(cfg, layout, rt, out, replay_path)
+            run_replay(cfg, rt, out, replay_path)
     finally:
         out.close()
         rt.stopped()
