@@ -234,6 +234,18 @@ def pytest_html_results_summary(
         prefix += _run_summary_html(run)
 
 
+def _markout_line(r: dict[str, Any]) -> str:
+    mk = r.get("markouts") or {}
+    parts = []
+    for h in mk.get("all", []):
+        if h["hit_rate"] is not None:
+            parts.append(f"{h['horizon_s']} s hit rate {h['hit_rate']:.3f}, mean {h['mean_bps']:+.3f} bps")
+    paying = [f"{e['horizon_s']} s" for e in mk.get("edge", []) if e["exceeds_cost"]]
+    cost = mk.get("cost", {})
+    total = cost.get("round_trip_bps", 0.0) + cost.get("mean_half_spread_bps", 0.0)
+    return "; ".join(parts) + f"; cost {total:.2f} bps; pays at {', '.join(paying) or 'no horizon'}"
+
+
 def _run_summary_html(run: V13Run) -> list[str]:
     head = f"<h3>{html.escape(run.sink)} run: exit code {run.process.exit_code}</h3>"
     try:
@@ -253,6 +265,7 @@ def _run_summary_html(run: V13Run) -> list[str]:
         f"({r['orders']['buy']} buy / {r['orders']['sell']} sell), dropped {r['dropped']}, "
         f"unprocessed tail {r['unprocessed_tail']}, warnings {warnings}</p>",
         f"<p>peak RSS / open files sampled by the plugin: {html.escape(peaks)}</p>",
+        f"<p>markouts: {html.escape(_markout_line(r))}</p>",
         f"<p>manifest: {manifest}<br>report: {report}</p>",
     ]
     png = run.report_paths.get("png")

@@ -233,6 +233,7 @@ class BrokerConfig(_Section):
 class ReportConfig(_Section):
     interval_s: Annotated[float, Field(gt=0, le=60)]
     chart: bool
+    markout_horizons_s: Annotated[list[PosInt], Field(min_length=1)]
 
 
 class OrchestratorConfig(_Section):

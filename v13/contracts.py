@@ -23,15 +23,21 @@ from v13.errors import ContractError
 __all__ = [
     "CONTRACTS",
     "BookRow",
+    "CostModel",
     "DivType",
+    "EdgeRow",
     "FeatureRow",
+    "HorizonStats",
     "LastFiveMinutes",
+    "MarkoutReport",
     "MinuteCount",
     "OrderRow",
     "OrdersSummary",
+    "PnlReport",
     "ReportRow",
     "SignalRow",
     "StatusRow",
+    "SymbolPnl",
     "TradeRow",
     "decode_row",
     "encode_row",
@@ -263,6 +269,77 @@ class OrdersSummary(msgspec.Struct, forbid_unknown_fields=True):
     pnl: Annotated[float, _d("realised PnL summed over symbols")]
 
 
+class HorizonStats(msgspec.Struct, forbid_unknown_fields=True):
+    """Markouts of confirmed signals at one horizon (docs/report.md)."""
+
+    horizon_s: Annotated[int, _d("seconds after the signal")]
+    count: Annotated[int, _d("signals with a markout at this horizon")]
+    censored: Annotated[int, _d("signals whose horizon runs past the end of the data")]
+    hits: Annotated[int, _d("signed move > 0")]
+    misses: Annotated[int, _d("signed move < 0")]
+    flat: Annotated[int, _d("signed move == 0 (the mid did not move)")]
+    hit_rate: Annotated[float | None, _d("hits / (hits + misses)")]
+    hit_rate_ci: Annotated[list[float] | None, _d("95% Wilson interval [low, high]")]
+    mean_bps: Annotated[float | None, _d("mean signed move, bps")]
+    mean_ci: Annotated[list[float] | None, _d("95% interval of the mean [low, high]")]
+    median_bps: Annotated[float | None, _d("median signed move, bps")]
+    median_ci: Annotated[list[float] | None, _d("95% order-statistic interval of the median")]
+
+
+class CostModel(msgspec.Struct, forbid_unknown_fields=True):
+    """What trading a signal costs, in bps of notional."""
+
+    fee_bps: Annotated[float, _d("broker.fee_bps, per side")]
+    slippage_bps: Annotated[float, _d("broker.slippage_bps, per side")]
+    round_trip_bps: Annotated[float, _d("2 * (fee_bps + slippage_bps)")]
+    mean_half_spread_bps: Annotated[float, _d("half the spread at entry, averaged over the signals")]
+
+
+class EdgeRow(msgspec.Struct, forbid_unknown_fields=True):
+    """The mean signed move against the cost at one horizon."""
+
+    horizon_s: Annotated[int, _d("seconds after the signal")]
+    mean_move_bps: Annotated[float, _d("mean signed move")]
+    cost_bps: Annotated[float, _d("mean cost: round trip + half spread at entry")]
+    net_bps: Annotated[float, _d("mean of move - cost")]
+    net_ci: Annotated[list[float] | None, _d("95% interval of the net mean")]
+    exceeds_cost: Annotated[bool, _d("net_bps > 0")]
+    significant: Annotated[bool, _d("the net interval lies above 0")]
+
+
+class MarkoutReport(msgspec.Struct, forbid_unknown_fields=True):
+    """Do the confirmed signals predict the move, and does it pay for the cost (docs/report.md)."""
+
+    horizons_s: Annotated[list[int], _d("report.markout_horizons_s")]
+    signals: Annotated[int, _d("confirmed signals with a book")]
+    all: Annotated[list[HorizonStats], _d("per horizon")]
+    by_strength: Annotated[dict[str, list[HorizonStats]], _d("normal | strong")]
+    by_regime: Annotated[dict[str, list[HorizonStats]], _d("active | quiet")]
+    by_symbol: Annotated[dict[str, list[HorizonStats]], _d("per symbol")]
+    cost: Annotated[CostModel, _d("the cost model")]
+    edge: Annotated[list[EdgeRow], _d("per horizon with a markout")]
+
+
+class SymbolPnl(msgspec.Struct, forbid_unknown_fields=True):
+    """The broker's PnL of one symbol (or all), split into what made and what cost it."""
+
+    orders: Annotated[int, _d("fills")]
+    gross: Annotated[float, _d("sum of signed qty * (last mid - mid at the fill): the PnL at mid prices")]
+    spread: Annotated[float, _d("half spreads paid: sum of qty * |quote - mid| at the fill")]
+    slippage: Annotated[float, _d("sum of qty * |fill price - quote|")]
+    fees: Annotated[float, _d("fees charged")]
+    net: Annotated[float, _d("gross - spread - slippage - fees: marked to the last mid")]
+    realized: Annotated[float, _d("the broker's realised PnL net of fees (closed positions only)")]
+    position: Annotated[float, _d("open position, base units")]
+
+
+class PnlReport(msgspec.Struct, forbid_unknown_fields=True):
+    """The mock/paper broker's PnL decomposition."""
+
+    total: Annotated[SymbolPnl, _d("all symbols")]
+    by_symbol: Annotated[dict[str, SymbolPnl], _d("per symbol")]
+
+
 class ReportRow(msgspec.Struct, forbid_unknown_fields=True):
     """The run summary, logs/report/summary_<YYYYMMDD_HHMM>.json."""
 
@@ -286,6 +363,8 @@ class ReportRow(msgspec.Struct, forbid_unknown_fields=True):
     ]
     missing_signals: Annotated[int, _d("feature rows before each symbol's last signal row without one")]
     orders: Annotated[OrdersSummary, _d("broker orders")]
+    markouts: Annotated[MarkoutReport, _d("signal markouts and the edge against cost")]
+    pnl: Annotated[PnlReport, _d("the broker's PnL decomposition")]
     warnings: Annotated[
         list[str], _d("codes: NO_SIGNALS, ALL_GATED, DROPPED, DEADLETTER, NO_ORDERS, MISSING_SIGNALS")
     ]

@@ -92,3 +92,22 @@ def test_state_round_trips_through_the_checkpoint() -> None:
         restored.on_signal(sig("buy", T0 + 20)) is None
         and restored.on_signal(sig("buy", T0 + 21)) is not None
     )
+
+
+def test_the_pnl_decomposition_adds_up_to_positions_marked_at_the_last_mid() -> None:
+    from v13.pnl import pnl_report
+
+    b = broker(slippage_bps=10.0, fee_bps=5.0)  # 10 bps slippage, 5 bps fee
+    buy = b.on_signal(sig("strong_buy", T0, bid=99.0, ask=101.0))  # mid 100, buys at 101 * 1.001
+    sell = b.on_signal(sig("strong_sell", T0 + 1, bid=104.0, ask=106.0))  # mid 105, sells at 104 * 0.999
+    assert buy is not None and sell is not None
+    quotes = {("BTCUSDT", T0): (100.0, 99.0, 101.0), ("BTCUSDT", T0 + 1): (105.0, 104.0, 106.0)}
+    p = pnl_report([buy, sell], quotes, {"BTCUSDT": 110.0}).by_symbol["BTCUSDT"]
+    q1, q2 = buy.qty, sell.qty
+    assert p.gross == pytest.approx(q1 * (110 - 100) - q2 * (110 - 105))
+    assert p.spread == pytest.approx(q1 * 1.0 + q2 * 1.0)
+    assert p.slippage == pytest.approx(q1 * 101 * 0.001 + q2 * 104 * 0.001)
+    assert p.fees == pytest.approx(buy.fee + sell.fee)
+    marked = q1 * (110 - buy.fill_price) - q2 * (110 - sell.fill_price) - buy.fee - sell.fee
+    assert p.net == pytest.approx(marked)  # every position at the last mid, at the prices paid
+    assert (p.orders, p.realized, p.position) == (2, sell.realized_pnl, sell.position_after)

@@ -34,7 +34,10 @@ def engine(mode: str = "auto", **changes) -> SignalEngine:
         ({"warmup": True}, "warmup"),
         ({"gap": True}, "gap"),
         ({"mid": None, "best_bid": None, "best_ask": None, "spread_bps": None}, "no_book"),
-        ({"mid": None, "best_bid": None, "best_ask": None, "spread_bps": None, "stale_book": True}, "stale_book"),
+        (
+            {"mid": None, "best_bid": None, "best_ask": None, "spread_bps": None, "stale_book": True},
+            "stale_book",
+        ),
         ({"consistency": 0.1}, "low_consistency"),
     ],
 )

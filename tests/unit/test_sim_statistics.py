@@ -7,6 +7,7 @@ under ``weak`` and ``strong``; the hit rate of confirmed signals must be a coin 
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -98,3 +99,45 @@ def test_null_preset_has_bursts_and_blowouts_but_no_coupling() -> None:
                 spreads.append(round((row.asks[0][0] - row.bids[0][0]) / 0.1))
     assert max(spreads) >= 2, "spread blow-outs exercise the spread guard"
     assert spreads.count(1) / len(spreads) > 0.95, "the spread is one tick nearly always"
+
+
+def pooled_markouts(preset: str, seeds: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    from v13.markouts import signal_markouts, summarize
+
+    horizons = CFG.report.markout_horizons_s
+    marks = []
+    for seed in seeds:
+        feats, signals = simulate(preset, seed)
+        marks += signal_markouts(feats, signals, horizons)
+    return summarize(
+        marks, horizons_s=horizons, fee_bps=CFG.broker.fee_bps, slippage_bps=CFG.broker.slippage_bps
+    )
+
+
+def standard_errors(h) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(se of the hit rate around 1/2, se of the mean), from the counts and the mean's interval."""
+    decided = h.hits + h.misses
+    return math.sqrt(0.25 / decided), (h.mean_ci[1] - h.mean_ci[0]) / 2 / 1.959963984540054
+
+
+@pytest.mark.slow
+def test_markouts_show_no_edge_under_null_at_any_horizon() -> None:
+    """Three seeds pooled: a 95% interval misses the truth 5% of the time, so the test allows 3
+    standard errors, and only on the pooled figures, not per breakdown."""
+    report = pooled_markouts("null", SEEDS)
+    for h in report.all:
+        se_rate, se_mean = standard_errors(h)
+        rate = f"hit rate {h.hit_rate:.3f} ± {se_rate:.3f}"
+        print(f"null {h.horizon_s:>2} s: {rate}, mean {h.mean_bps:+.4f} ± {se_mean:.4f} bps (n = {h.count})")
+        assert abs(h.hit_rate - 0.5) <= 3 * se_rate
+        assert abs(h.mean_bps) <= 3 * se_mean
+        assert h.count > 1000
+
+
+@pytest.mark.slow
+def test_markouts_show_the_weak_presets_edge_at_5_seconds() -> None:
+    report = pooled_markouts("weak", SEEDS)
+    five = next(h for h in report.all if h.horizon_s == 5)
+    se_rate, _ = standard_errors(five)
+    print(f"weak 5 s: hit rate {five.hit_rate:.3f} ± {se_rate:.3f} (n = {five.count})")
+    assert five.hit_rate > 0.5 + 3 * se_rate

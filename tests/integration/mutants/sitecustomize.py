@@ -23,7 +23,7 @@ def _orchestrator() -> None:
     import orchestrator.api as api
     import orchestrator.events as events
     import orchestrator.spec as spec
-    import v13.report as report
+    import v13.report.render as render
 
     real_env = spec.child_env
 
@@ -37,8 +37,8 @@ def _orchestrator() -> None:
     spec.child_env = child_env
 
     if "dod05" in ACTIVE:  # the Markdown report loses its strong_ratio row
-        real_md = report.render_markdown
-        report.render_markdown = lambda r: "\n".join(
+        real_md = render.render_markdown
+        render.render_markdown = lambda r: "\n".join(
             line for line in real_md(r).splitlines() if "| strong_ratio |" not in line
         )
 
