@@ -64,8 +64,8 @@ def reader(root: Path, watch: list[str], out: Path, seconds: float) -> None:
             for (kind, _sym), follower in followers.items():
                 for line, _pos in follower.read(1000):
                     now = time.time()
-                    ts = orjson.loads(line)["ts_ms"]
-                    fh.write(b"%s %.1f %.3f\n" % (kind.encode(), now * 1000 - ts, now))
+                    row = orjson.loads(line)
+                    fh.write(b"%s %s %d %.3f\n" % (kind.encode(), row["symbol"].encode(), row["ts_ms"], now))
             fh.flush()
             time.sleep(0.005)
 
@@ -137,11 +137,18 @@ def run(n: int, minutes: float, sink: str, keep: Path | None, rss_series: bool) 
     span = (max(f["ts_ms"] for f in feats) - min(f["ts_ms"] for f in feats)) / 1000 if feats else 0
     result["feature_rows_per_s_per_symbol"] = len(feats) / max(1.0, span) / n
     lines = [x.split() for x in lags.read_bytes().splitlines()] if lags.exists() else []
-    steady = [(k.decode(), float(lag)) for k, lag, wall in lines if float(wall) - started >= WARMUP_S]
-    for kind in ("feature", "signal"):
-        vals = [lag for k, lag in steady if k == kind]
-        result[f"{kind}_visible_p50_ms"] = percentile(vals, 0.5)
-        result[f"{kind}_visible_p99_ms"] = percentile(vals, 0.99)
+    seen_at = {
+        (k, sym, int(ts)): float(wall) for k, sym, ts, wall in lines if float(wall) - started >= WARMUP_S
+    }
+    for kind in (b"feature", b"signal"):
+        vals = [wall * 1000 - ts for (k, _sym, ts), wall in seen_at.items() if k == kind]
+        result[f"{kind.decode()}_visible_p50_ms"] = percentile(vals, 0.5)
+        result[f"{kind.decode()}_visible_p99_ms"] = percentile(vals, 0.99)
+    # the stages after the harvest: from a feature row being readable to its signal row being readable
+    after = [(wall - seen_at[(b"feature", sym, ts)]) * 1000 for (k, sym, ts), wall in seen_at.items()
+             if k == b"signal" and (b"feature", sym, ts) in seen_at]  # fmt: skip
+    result["feature_to_signal_p50_ms"] = percentile(after, 0.5)
+    result["feature_to_signal_p99_ms"] = percentile(after, 0.99)
     dropped = 0
     for path in (root / "runtime/health").glob("*.json"):
         dropped += orjson.loads(path.read_bytes())["counters"].get("dropped", 0)

@@ -71,7 +71,7 @@ def _finite(row: msgspec.Struct, *names: str, positive: bool = False) -> None:
             raise ContractError(f"field {name!r} must be {kind}, got {value!r}")
 
 
-class TradeRow(msgspec.Struct, forbid_unknown_fields=True):
+class TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One aggressive trade."""
 
     ts_ms: Annotated[TsMs, _d("exchange event time")]
@@ -84,10 +84,11 @@ class TradeRow(msgspec.Struct, forbid_unknown_fields=True):
     src: Annotated[str, _d("source: sim | replay | binance")]
 
     def __post_init__(self) -> None:
-        _finite(self, "price", "qty", positive=True)
+        if not (0.0 < self.price < math.inf and 0.0 < self.qty < math.inf):  # the common case, fast
+            _finite(self, "price", "qty", positive=True)
 
 
-class BookRow(msgspec.Struct, forbid_unknown_fields=True):
+class BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A top-N order book snapshot, best level first; or, with ``reset``, the point from which the
     book is unknown (reconnect, resync) until the next snapshot."""
 
@@ -108,10 +109,11 @@ class BookRow(msgspec.Struct, forbid_unknown_fields=True):
             return
         if not self.bids or not self.asks:
             raise ContractError("fields 'bids' and 'asks' need at least one level each")
-        for name, levels, step in (("bids", self.bids, -1), ("asks", self.asks, 1)):
+        for name, levels, step in (("bids", self.bids, -1.0), ("asks", self.asks, 1.0)):
             prev = None
             for price, qty in levels:
-                if not (math.isfinite(price) and price > 0 and math.isfinite(qty) and qty >= 0):
+                # chained comparisons: finite and positive (NaN fails every comparison)
+                if not (0.0 < price < math.inf and 0.0 <= qty < math.inf):
                     raise ContractError(f"field {name!r} has a bad level [{price}, {qty}]")
                 if prev is not None and (price - prev) * step <= 0:
                     raise ContractError(f"field {name!r} is not sorted best first at {price}")
@@ -122,7 +124,7 @@ class BookRow(msgspec.Struct, forbid_unknown_fields=True):
             )
 
 
-class FeatureRow(msgspec.Struct, forbid_unknown_fields=True):
+class FeatureRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """Per-symbol microstructure features over one interval (written by harvest)."""
 
     ts_ms: Annotated[TsMs, _d("interval end (exclusive), event time")]
@@ -160,7 +162,7 @@ class FeatureRow(msgspec.Struct, forbid_unknown_fields=True):
         _finite(self, "ofi", "z_ofi", "cvd", "cvd_delta", "z_cvd", "fusion_score", "consistency")
 
 
-class SignalRow(msgspec.Struct, forbid_unknown_fields=True):
+class SignalRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One signal per feature row, neutral included (written by the signal stage to its sink)."""
 
     run_id: Annotated[str, _d("run the row belongs to")]
@@ -186,7 +188,7 @@ class SignalRow(msgspec.Struct, forbid_unknown_fields=True):
         _finite(self, "score", "z_ofi", "z_cvd")
 
 
-class OrderRow(msgspec.Struct, forbid_unknown_fields=True):
+class OrderRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A mock or paper order and its fill (written by the broker to runtime/mock_orders.jsonl)."""
 
     run_id: Annotated[str, _d("run the order belongs to")]

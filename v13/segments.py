@@ -18,17 +18,22 @@ Follower::
 
     f = SegmentFollower(spool, ready, "BTCUSDT/trades", position=saved)
     for line, pos in f.read(1000): ...   # complete lines only, in order; f.position to save
+    for chunk in f.read_chunks(1000): ...   # the same lines by segment, without a Position each
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from v13.config import SegmentsConfig
 from v13.fsutil import fsync_dir, utc_day
@@ -40,10 +45,12 @@ __all__ = [
     "Position",
     "PressureLimits",
     "Reject",
+    "Sealer",
     "SegmentFollower",
     "SegmentWriter",
     "discover_tails",
     "recover_parts",
+    "seal_file",
     "writer_options",
 ]
 
@@ -54,9 +61,9 @@ MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected; reads are done in
 _SNIPPET = 200
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    """A place in a stream: segment (partition, stem) and the byte offset of the next line."""
+class Position(NamedTuple):
+    """A place in a stream: segment (partition, stem) and the byte offset of the next line.
+    (A named tuple: one is made per line read, and a tuple is the cheapest object to make.)"""
 
     partition: str
     stem: str
@@ -69,6 +76,19 @@ class Position:
     def from_list(cls, value: list[str | int]) -> Position:
         partition, stem, offset = value
         return cls(str(partition), str(stem), int(offset))
+
+
+class Chunk(NamedTuple):
+    """Lines read from one segment in one go: ``lines[i]`` starts at byte ``offsets[i]``. A line
+    may be empty (a blank line in the file): readers skip those."""
+
+    partition: str
+    stem: str
+    lines: list[bytes]
+    offsets: list[int]
+
+    def position(self, i: int) -> Position:
+        return Position(self.partition, self.stem, self.offsets[i])
 
 
 @dataclass(frozen=True)
@@ -146,18 +166,74 @@ def recover_parts(spool: Path, ready: Path, tail: str) -> int:
             if len(keep) != len(data):
                 with open(src, "r+b") as fh:
                     fh.truncate(len(keep))
-            with open(src, "rb") as fh:
-                os.fsync(fh.fileno())
-            dst_dir = ready / partition / tail
-            dst_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst_dir / f"{stem}{SEALED}")
-            fsync_dir(dst_dir)
+            seal_file(src, ready / partition / tail / f"{stem}{SEALED}")
             sealed += 1
     return sealed
 
 
+class Sealer:
+    """Seals segments (fsync, rename into ready/, fsync the directory) in a background thread, in
+    the order they were handed over, so a rotation never stalls the loop that writes rows.
+
+    ``drain()`` waits for every handed-over segment; ``close()`` drains and stops the thread."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Path, Path] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._cond = threading.Condition()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
+        self._thread.start()
+
+    def submit(self, src: Path, dst: Path) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"sealing segments failed: {self.error}") from self.error
+        with self._cond:
+            self._pending += 1
+        self._queue.put((src, dst))
+
+    def drain(self) -> None:
+        with self._cond:
+            while self._pending:
+                self._cond.wait(0.1)
+
+    def close(self) -> None:
+        self.drain()
+        self._queue.put(None)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                seal_file(*job)
+            except BaseException as exc:
+                self.error = exc
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+
+def seal_file(src: Path, dst: Path) -> None:
+    """Make ``src`` durable and move it to ``dst`` atomically."""
+    fd = os.open(src, os.O_WRONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+
+
 class SegmentWriter:
-    """Writes one stream as rotating JSONL segments; a single writer per (roots, tail)."""
+    """Writes one stream as rotating JSONL segments; a single writer per (roots, tail).
+
+    It holds no file open between flushes (each flush appends with its own open), so a process
+    with thousands of streams keeps a handful of files open. The first segment's rotation time is
+    shortened by a fixed fraction of ``rotate_s`` taken from the stream's name, so streams started
+    together do not all seal in the same instant. With a :class:`Sealer`, the fsync and rename of a
+    rotation happen off the caller's thread.
+    """
 
     def __init__(
         self,
@@ -171,6 +247,8 @@ class SegmentWriter:
         flush_s: float = 0.2,
         pressure: PressureLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
+        stagger: bool = True,
     ) -> None:
         if "-" in tail or not writer_id:
             raise ValueError(f"bad stream tail {tail!r} or writer id {writer_id!r}")
@@ -179,9 +257,13 @@ class SegmentWriter:
         self.rotate_s, self.max_bytes, self.flush_s = rotate_s, max_bytes, flush_s
         self.pressure = pressure or PressureLimits()
         self._clock = clock
-        self._fd: int | None = None
+        self._sealer = sealer
+        phase = zlib.crc32(tail.encode()) / 2**32 if stagger else 0.0
+        self._rotate_first = rotate_s * (1.0 - 0.5 * phase)
+        self._path: Path | None = None
         self._ino = 0
         self._partition: str | None = None
+        self._day_no = -1  # UTC day number of the partition
         self._stem = ""
         self._seq = 0
         self._opened_at = 0.0
@@ -196,19 +278,17 @@ class SegmentWriter:
 
     @property
     def is_open(self) -> bool:
-        return self._fd is not None
+        return self._path is not None
 
     @property
     def part_path(self) -> Path | None:
         """The open segment's path, or None."""
-        if self._fd is None or self._partition is None:
-            return None
-        return self.spool / self._partition / self.tail / f"{self._stem}{PART}"
+        return self._path
 
     def problem(self) -> str | None:
         """Why rows written now would be lost (the open segment was deleted or replaced, or its
         directory is not writable), or None when all is well. Safe to call from another thread."""
-        path = self.part_path
+        path = self._path
         if path is None:
             return None
         try:
@@ -223,44 +303,46 @@ class SegmentWriter:
 
     def write(self, line: bytes, ts_ms: int) -> None:
         """Append one JSON line (without newline); ``ts_ms`` (event time) names a new segment."""
-        if self._fd is None:
+        if self._path is None:
             self._open(ts_ms)
-        elif utc_day(ts_ms) != self._partition_day():
+        elif ts_ms // 86_400_000 != self._day_no:
             self.seal()
             self._open(ts_ms)
-        self._buf.append(line + b"\n")
+        self._buf.append(line)
         self._size += len(line) + 1
         self.rows_written += 1
         self.tick()
 
-    def tick(self) -> None:
-        """Flush when the flush interval has passed; seal on the rotation time or size."""
-        if self._fd is None:
+    def tick(self, now: float | None = None) -> None:
+        """Flush when the flush interval has passed; seal on the rotation time or size. ``now``:
+        the clock's reading, when the caller ticks many writers at once."""
+        if self._path is None:
             return
-        now = self._clock()
-        if now - self._opened_at >= self.rotate_s or self._size >= self.max_bytes:
+        if now is None:
+            now = self._clock()
+        rotate = self._rotate_first if self.segments_sealed == 0 else self.rotate_s
+        if now - self._opened_at >= rotate or self._size >= self.max_bytes:
             self.seal()
         elif self._buf and now - self._last_flush >= self.flush_s:
             self._flush(now)
 
     def flush(self) -> None:
         """Push buffered lines to the open segment now (readers can see them)."""
-        if self._fd is not None:
+        if self._path is not None:
             self._flush(self._clock())
 
     def seal(self) -> None:
-        """Flush, fsync and move the open segment to ready/; no-op when none is open."""
-        if self._fd is None or self._partition is None:
+        """Flush, fsync and move the open segment to ready/ (by the sealer, if there is one);
+        no-op when none is open."""
+        if self._path is None or self._partition is None:
             return
         self._flush(self._clock())
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
-        src = self.spool / self._partition / self.tail / f"{self._stem}{PART}"
-        dst_dir = self.ready / self._partition / self.tail
-        dst_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst_dir / f"{self._stem}{SEALED}")
-        fsync_dir(dst_dir)
+        dst = self.ready / self._partition / self.tail / f"{self._stem}{SEALED}"
+        if self._sealer is not None:
+            self._sealer.submit(self._path, dst)
+        else:
+            seal_file(self._path, dst)
+        self._path = None
         self.segments_sealed += 1
         self._shards_in_partition += 1
         if self._shards_in_partition >= self.pressure.max_shards or self._size > self.pressure.max_file_bytes:
@@ -269,21 +351,23 @@ class SegmentWriter:
     def close(self) -> None:
         self.seal()
 
-    def _partition_day(self) -> str:
-        return (self._partition or "")[:8]
-
     def _flush(self, now: float) -> None:
-        if self._buf and self._fd is not None:
-            data = b"".join(self._buf)
+        if self._buf and self._path is not None:
+            self._buf.append(b"")  # the last line's newline
+            data = b"\n".join(self._buf)
             self._buf.clear()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
         self._last_flush = now
 
     def _open(self, ts_ms: int) -> None:
         day = utc_day(ts_ms)
-        if self._partition is None or self._partition_day() != day:
+        if self._partition is None or self._partition[:8] != day:
             self._partition = self._latest_partition(day)
             self._shards_in_partition = len(_stems(self.ready / self._partition / self.tail, SEALED))
             self._roll_early = self._shards_in_partition >= self.pressure.max_shards
@@ -291,12 +375,16 @@ class SegmentWriter:
             self._partition = _next_partition(self._partition)
             self._shards_in_partition = 0
             self._roll_early = False
+        self._day_no = ts_ms // 86_400_000
         self._seq += 1
         self._stem = f"{ts_ms:013d}-{self.writer_id}-{self._seq:05d}"
         directory = self.spool / self._partition / self.tail
         directory.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(directory / f"{self._stem}{PART}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._ino = os.fstat(self._fd).st_ino
+        path = directory / f"{self._stem}{PART}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._ino = os.fstat(fd).st_ino
+        os.close(fd)
+        self._path = path
         self._opened_at = self._last_flush = self._clock()
         self._size = 0
 
@@ -344,14 +432,26 @@ class SegmentFollower:
 
     def read(self, max_lines: int = 10_000) -> list[tuple[bytes, Position]]:
         """Up to ``max_lines`` new lines, each with the position it started at."""
-        out: list[tuple[bytes, Position]] = []
-        while len(out) < max_lines:
+        return [
+            (line, Position(c.partition, c.stem, offset))
+            for c in self.read_chunks(max_lines)
+            for line, offset in zip(c.lines, c.offsets, strict=True)
+            if line
+        ]
+
+    def read_chunks(self, max_lines: int = 10_000) -> list[Chunk]:
+        """Up to ``max_lines`` new lines (blank ones included), by segment."""
+        out: list[Chunk] = []
+        budget = max_lines
+        while budget > 0:
             if self.position is None:
                 self.position = self._first()
                 if self.position is None:
                     break
             pos = self.position
-            if not self._read_segment(pos, max_lines - len(out), out):
+            finished, taken = self._read_segment(pos, budget, out)
+            budget -= taken
+            if not finished:
                 break
             nxt = self._next_after(pos)
             if nxt is None:
@@ -359,13 +459,23 @@ class SegmentFollower:
             self.position = nxt
         return out
 
-    def _read_segment(self, pos: Position, budget: int, out: list[tuple[bytes, Position]]) -> bool:
-        """Append complete lines of ``pos``'s segment; True when it is sealed and read to the end
-        (or vanished, so reading moves on)."""
+    def _read_segment(self, pos: Position, budget: int, out: list[Chunk]) -> tuple[bool, int]:
+        """Append a chunk of complete lines of ``pos``'s segment; (finished, lines taken), finished
+        when it is sealed and read to the end (or vanished, so reading moves on)."""
         for _ in range(3):
             sealed_path = self.ready / pos.partition / self.tail / f"{pos.stem}{SEALED}"
             part_path = self.spool / pos.partition / self.tail / f"{pos.stem}{PART}"
-            sealed = sealed_path.exists()
+            try:
+                size, sealed = os.stat(sealed_path).st_size, True
+            except FileNotFoundError:
+                try:
+                    size, sealed = os.stat(part_path).st_size, False
+                except FileNotFoundError:
+                    continue  # sealed between the two looks: look again
+            if size == pos.offset:  # nothing new: no need to open it
+                if sealed:
+                    self._skipping = False  # a line never runs into the next segment
+                return sealed, 0
             try:
                 with open(sealed_path if sealed else part_path, "rb") as fh:
                     fh.seek(pos.offset)
@@ -376,7 +486,7 @@ class SegmentFollower:
         else:
             self.vanished += 1
             self._skipping = False
-            return True
+            return True, 0
         at_eof = len(data) < MAX_LINE_BYTES
         consumed = 0
         if self._skipping:
@@ -384,31 +494,32 @@ class SegmentFollower:
             if newline < 0:
                 self.position = Position(pos.partition, pos.stem, pos.offset + len(data))
                 self._skipping = not (sealed and at_eof)  # a line never runs into the next segment
-                return not self._skipping
+                return not self._skipping, 0
             consumed = newline + 1
             self._skipping = False
         elif b"\n" not in data and not at_eof:
             self._reject(f"line longer than {MAX_LINE_BYTES} bytes", pos, data)
             self._skipping = True
             self.position = Position(pos.partition, pos.stem, pos.offset + len(data))
-            return False
+            return False, 0
         lines = data[consumed:].split(b"\n")
         fragment = lines.pop()  # bytes after the last newline: an incomplete line, or b""
-        for line in lines:
-            if budget == 0:
-                break
-            if line:
-                out.append((line, Position(pos.partition, pos.stem, pos.offset + consumed)))
-                budget -= 1
-            consumed += len(line) + 1
-        finished = sealed and at_eof and consumed == len(data) - len(fragment)
+        complete = len(lines)
+        del lines[budget:]
+        start = pos.offset + consumed
+        offsets = [start + x for x in accumulate((len(line) + 1 for line in lines), initial=0)]
+        end = offsets.pop()
+        if lines:
+            out.append(Chunk(pos.partition, pos.stem, lines, offsets))
+        consumed = end - pos.offset
+        finished = sealed and at_eof and len(lines) == complete
         if finished and fragment:
             # A sealed file ends mid-line only when damaged; the fragment cannot be completed.
-            start = Position(pos.partition, pos.stem, pos.offset + consumed)
-            self._reject("torn last line of a sealed segment", start, fragment)
+            torn_at = Position(pos.partition, pos.stem, end)
+            self._reject("torn last line of a sealed segment", torn_at, fragment)
             consumed += len(fragment)
         self.position = Position(pos.partition, pos.stem, pos.offset + consumed)
-        return finished
+        return finished, len(lines)
 
     def _reject(self, reason: str, pos: Position, data: bytes) -> None:
         self.rejects.append(Reject(reason, pos, data[:_SNIPPET]))

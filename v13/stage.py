@@ -129,6 +129,11 @@ class StageRuntime:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set by SIGTERM/SIGINT: a blocking wait can watch it."""
+        return self._stop
+
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; returns True when a stop was requested."""
         return self._stop.wait(max(0.0, seconds))

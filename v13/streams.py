@@ -10,7 +10,7 @@ from pathlib import Path
 from v13.config import SegmentsConfig
 from v13.contracts import BookRow, FeatureRow, TradeRow, encode_row
 from v13.layout import DataLayout
-from v13.segments import SegmentWriter, writer_options
+from v13.segments import Sealer, SegmentWriter, writer_options
 
 __all__ = ["StreamSet"]
 
@@ -36,28 +36,37 @@ class StreamSet:
         self._clock = clock
         self.writers: dict[tuple[str, str], SegmentWriter] = {}
         self.rows = {"trades": 0, "book": 0, "features": 0}
+        self._sealer = Sealer()  # rotations are sealed off the loop that writes rows
 
     def write(self, row: TradeRow | BookRow | FeatureRow) -> None:
+        """Raw rows are buffered (flushed every ``flush_ms``); a feature row goes to its file at
+        once, since the signal stage is waiting for it."""
         if isinstance(row, FeatureRow):
-            kind = "features"
-        else:
-            if not self.write_raw:
-                return
-            kind = _RAW_KIND[type(row)]
+            writer = self._writer(row.symbol, "features")
+            writer.write(encode_row(row), row.ts_ms)
+            writer.flush()
+            self.rows["features"] += 1
+            return
+        if not self.write_raw:
+            return
+        kind = _RAW_KIND[type(row)]
         self._writer(row.symbol, kind).write(encode_row(row), row.ts_ms)
         self.rows[kind] += 1
 
     def tick(self) -> None:
+        now = (self._clock or time.monotonic)()
         for writer in self.writers.values():
-            writer.tick()
+            writer.tick(now)
 
     def flush(self) -> None:
         for writer in self.writers.values():
             writer.flush()
 
     def close(self) -> None:
+        """Seal every open segment and wait until all are in ready/."""
         for writer in self.writers.values():
             writer.close()
+        self._sealer.drain()
 
     @property
     def segments_sealed(self) -> int:
@@ -78,6 +87,7 @@ class StreamSet:
                 tail,
                 writer_id=self.writer_id,
                 clock=self._clock or time.monotonic,
+                sealer=self._sealer,
                 **writer_options(self.seg),
             )
             self.writers[key] = writer

@@ -89,7 +89,11 @@ class _Symbol:
     last_recv: int = -1
     resumed_at: int = -1  # receive time of the first row after everything was silent
     e_max: int | None = None  # latest event time seen
-    routes: dict[str, tuple[int, int]] = field(default_factory=dict)  # route -> (latest event, its receive)
+    # per route (books, trades): the latest event time seen and the receive time of its last row
+    book_event: int | None = None
+    book_recv: int = 0
+    trade_event: int | None = None
+    trade_recv: int = 0
     last_trade_id: int | None = None
     prev_bids: list[Level] | None = None
     prev_asks: list[Level] | None = None
@@ -133,23 +137,30 @@ class FeatureEngine:
         st = self._symbols.get(row.symbol)
         if st is None:
             st = self._symbols[row.symbol] = _Symbol(self.cfg)
-        out = self._tick(row.symbol, st, row.recv_ts_ms)
-        iv = self._interval_of(st, row.ts_ms)
-        lag = float(row.recv_ts_ms - row.ts_ms)
-        iv.max_lag_ms = lag if iv.max_lag_ms is None else max(iv.max_lag_ms, lag)
-        if st.e_max is not None and row.ts_ms - st.e_max > self.cfg.gap_ms:
+        ts, recv = row.ts_ms, row.recv_ts_ms
+        out = self._tick(row.symbol, st, recv) if recv > st.clock else []
+        iv = self._interval_of(st, ts)
+        lag = float(recv - ts)
+        if iv.max_lag_ms is None or lag > iv.max_lag_ms:
+            iv.max_lag_ms = lag
+        if st.e_max is not None and ts - st.e_max > self.cfg.gap_ms:
             iv.reset = True
+        if recv - st.last_recv > self.cfg.route_idle_ms:
+            st.resumed_at = recv
         if isinstance(row, BookRow):
             self._on_book(st, iv, row)
+            if st.book_event is None or ts > st.book_event:
+                st.book_event = ts
+            st.book_recv = recv
         else:
             self._on_trade(st, iv, row)
-        if row.recv_ts_ms - st.last_recv > self.cfg.route_idle_ms:
-            st.resumed_at = row.recv_ts_ms
-        route = "book" if isinstance(row, BookRow) else "trade"
-        event, _ = st.routes.get(route, (row.ts_ms, 0))
-        st.routes[route] = (max(event, row.ts_ms), row.recv_ts_ms)
-        st.e_max = row.ts_ms if st.e_max is None else max(st.e_max, row.ts_ms)
-        st.last_recv = max(st.last_recv, row.recv_ts_ms)
+            if st.trade_event is None or ts > st.trade_event:
+                st.trade_event = ts
+            st.trade_recv = recv
+        if st.e_max is None or ts > st.e_max:
+            st.e_max = ts
+        if recv > st.last_recv:
+            st.last_recv = recv
         return out
 
     def advance(self, now_ms: int) -> list[FeatureRow]:
@@ -159,6 +170,17 @@ class FeatureEngine:
         for symbol, st in self._symbols.items():
             out += self._tick(symbol, st, now_ms)
         return out
+
+    def source_watermark(self, event_ms: int) -> list[FeatureRow]:
+        """The source guarantees that no row with an event time before ``event_ms`` is still to
+        come (the simulator, at each step's end): close every interval that ends by then. A
+        replay without it closes the same intervals, with the same rows, a little later."""
+        return [
+            self._close(sym, st, end)
+            for sym, st in self._symbols.items()
+            for end in sorted(st.open)
+            if end <= event_ms
+        ]
 
     def finish(self) -> list[FeatureRow]:
         """Close every open interval (end of input)."""
@@ -172,12 +194,23 @@ class FeatureEngine:
         if st.e_max is None or not st.open:
             return []
         c = self.cfg
-        events = [e for e, _recv in st.routes.values()]
-        flowing = [e for e, recv in st.routes.values() if clock - recv <= c.route_idle_ms]
+        first_end = min(st.open)
+        # No route's watermark is past the latest event time: nothing can close before then,
+        # unless the quiet rule's projection reaches further (checked below).
+        lateness = c.allowed_lateness_ms
+        if first_end > st.e_max - lateness + max(0, clock - st.last_recv - c.quiet_grace_ms):
+            return []
+        events: list[int] = []
+        flowing: list[int] = []
+        for event, recv in ((st.book_event, st.book_recv), (st.trade_event, st.trade_recv)):
+            if event is not None:
+                events.append(event)
+                if clock - recv <= c.route_idle_ms:
+                    flowing.append(event)
         if flowing and clock - st.resumed_at > c.route_idle_ms:
             events = flowing  # the silent route is sparse or down, not behind: it holds nothing back
-        watermark = min(events) - c.allowed_lateness_ms
-        quiet = st.e_max + (clock - st.last_recv) - c.allowed_lateness_ms - c.quiet_grace_ms
+        watermark = min(events) - lateness
+        quiet = st.e_max + (clock - st.last_recv) - lateness - c.quiet_grace_ms
         limit = max(watermark, quiet)
         return [self._close(symbol, st, end) for end in sorted(st.open) if end <= limit]
 

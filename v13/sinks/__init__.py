@@ -6,6 +6,7 @@ side used by the broker and the report; both work the same for ``jsonl`` and ``s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
@@ -20,6 +21,7 @@ from v13.segments import writer_options
 from v13.sinks.base import SignalSink, SinkBackend, SinkCounters
 from v13.sinks.jsonl import JsonlBackend
 from v13.sinks.sqlite import SqliteBackend, SqliteSignalReader
+from v13.watch import ChangeWatch
 
 __all__ = [
     "JsonlSignalReader",
@@ -51,7 +53,13 @@ class SignalReader(Protocol):
     @property
     def rejected(self) -> int: ...
 
-    def poll(self, max_rows: int = 5000) -> list[SignalRow]: ...
+    def poll(self, max_rows: int = 5000, changed: set[Path] | None = None) -> list[SignalRow]:
+        """New rows; ``changed``: the directories of :meth:`watch_roots` that changed (None: any)."""
+        ...
+
+    def change_watch(self) -> ChangeWatch:
+        """A watch on the files that announce new rows; its changes go to :meth:`poll`."""
+        ...
 
     def state(self) -> ReaderState: ...
 
@@ -64,6 +72,7 @@ class JsonlSignalReader:
     def __init__(
         self, layout: Layout, run_id: str, *, state: ReaderState | None, deadletter: Deadletter | None
     ) -> None:
+        self._roots = [layout.signal_spool, layout.signal_ready]
         self._reader = StreamReader(
             layout.signal_spool,
             layout.signal_ready,
@@ -81,8 +90,11 @@ class JsonlSignalReader:
     def rejected(self) -> int:
         return self._reader.rejected
 
-    def poll(self, max_rows: int = 5000) -> list[SignalRow]:
-        return [row for _tail, row in self._reader.poll(max_rows)]
+    def poll(self, max_rows: int = 5000, changed: set[Path] | None = None) -> list[SignalRow]:
+        return [row for _tail, row in self._reader.poll(max_rows, changed)]
+
+    def change_watch(self) -> ChangeWatch:
+        return ChangeWatch(self._roots)
 
     def state(self) -> ReaderState:
         return ReaderState(positions=self._reader.positions())

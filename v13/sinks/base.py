@@ -125,8 +125,8 @@ class SignalSink:
                 return None
             self._seq += 1
             self._queue.append((self._seq, row))
-            if len(self._queue) >= self.batch_rows:
-                self._cond.notify()
+            if len(self._queue) == 1 or len(self._queue) >= self.batch_rows:
+                self._cond.notify()  # an idle writer starts at once; a busy one at a full batch
             return self._seq
 
     @property
@@ -195,14 +195,17 @@ class SignalSink:
             self.backend.close()
 
     def _loop(self) -> None:
+        """Write batches as they come; flush as soon as the queue is drained (a reader sees the
+        rows at once), and at least every ``flush_s`` while rows keep coming."""
         last_flush = time.monotonic()
         pending_seq = 0
         while True:
             with self._cond:
                 if not self._queue and not self._closing:
-                    self._cond.wait(self.flush_s)
+                    self._cond.wait(self.flush_s)  # idle: wake on the next row, or for housekeeping
                 batch = [self._queue.popleft() for _ in range(min(self.batch_rows, len(self._queue)))]
-                closing = self._closing and not self._queue
+                drained = not self._queue
+                closing = self._closing and drained
             if batch:
                 new = self.backend.write_batch([row for _, row in batch])
                 pending_seq = batch[-1][0]
@@ -211,7 +214,7 @@ class SignalSink:
                     self._duplicates += len(batch) - new
             self.backend.tick()
             now = time.monotonic()
-            if pending_seq > self._durable_seq and (closing or now - last_flush >= self.flush_s or not batch):
+            if pending_seq > self._durable_seq and (closing or drained or now - last_flush >= self.flush_s):
                 self.backend.flush()
                 last_flush = now
                 with self._cond:

@@ -14,7 +14,7 @@ from typing import Any
 
 from v13.contracts import SignalRow, decode_row, encode_row
 from v13.errors import ContractError
-from v13.segments import SEALED, SegmentWriter, discover_tails, recover_parts
+from v13.segments import SEALED, Sealer, SegmentWriter, discover_tails, recover_parts
 
 __all__ = ["JsonlBackend", "last_row_ts"]
 
@@ -33,8 +33,10 @@ class JsonlBackend:
         self._opts = {**(options or {}), "flush_s": 3600.0}
         self._writers: dict[str, SegmentWriter] = {}
         self._last_ts: dict[str, int] = {}
+        self._sealer: Sealer | None = None
 
     def open(self) -> dict[str, int]:
+        self._sealer = Sealer()
         for tail in discover_tails(self.spool, self.ready):
             recover_parts(self.spool, self.ready, tail)
             last = last_row_ts(self.ready, tail, self.run_id)
@@ -70,6 +72,8 @@ class JsonlBackend:
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
+        if self._sealer is not None:
+            self._sealer.close()
 
     def _writer(self, symbol: str) -> SegmentWriter:
         writer = self._writers.get(symbol)
@@ -79,6 +83,7 @@ class JsonlBackend:
                 self.ready,
                 symbol,
                 writer_id=f"{self.run_id}-{os.getpid()}",
+                sealer=self._sealer,
                 **self._opts,
             )
             self._writers[symbol] = writer

@@ -21,6 +21,7 @@ import msgspec
 
 from v13.contracts import SignalRow
 from v13.deadletter import Deadletter
+from v13.watch import ChangeWatch
 
 __all__ = ["COLUMNS", "SqliteBackend", "SqliteSignalReader", "connect", "file_id"]
 
@@ -157,7 +158,11 @@ class SqliteSignalReader:
         self.rows = 0
         self.rejected = 0
 
-    def poll(self, max_rows: int = 5000) -> list[SignalRow]:
+    def change_watch(self) -> ChangeWatch:
+        return ChangeWatch([self.path.parent], recursive=False)  # a commit writes the -wal file
+
+    def poll(self, max_rows: int = 5000, changed: set[Path] | None = None) -> list[SignalRow]:
+        """Rows after the last rowid (one indexed query: ``changed`` does not narrow it)."""
         conn = self._connection()
         if conn is None:
             return []

@@ -83,6 +83,10 @@ class SymbolSim:
         self.dt = dt_ms / 1000.0
         self.dt_ms = dt_ms
         self.events = events or SimEvents()
+        steps_per_hour = 3_600_000 / dt_ms
+        ev = self.events
+        self._event_p = (ev.bursts_per_hour / steps_per_hour, ev.blowouts_per_hour / steps_per_hour,
+                         ev.silences_per_hour / steps_per_hour)  # per step  # fmt: skip
         self.phi = math.exp(-self.dt / TAU_A_S)
         self.a_noise = math.sqrt(1.0 - self.phi * self.phi)
         self.decay = math.exp(-BETA * self.dt)
@@ -90,6 +94,7 @@ class SymbolSim:
         self.px_dec = _decimals(params.tick)
         self.qty_dec = _decimals(params.lot)
         self.a = 0.0
+        self.tilt = 0.0  # tanh(a), used by every draw that leans with the flow state
         self.e_buy = 0.0
         self.e_sell = 0.0
         self.trade_id = 0
@@ -107,6 +112,8 @@ class SymbolSim:
         self.silent_until = -1
         self.step_no = 0
         self.last_recv = 0
+        self._bid_px: tuple[int, list[float]] = (-1, [])  # (best bid in ticks, level prices)
+        self._ask_px: tuple[int, list[float]] = (-1, [])
 
     # -- draws -------------------------------------------------------------------------------
     def _fresh_queue(self) -> float:
@@ -114,7 +121,7 @@ class SymbolSim:
 
     def _ladder_size(self, i: int, sign: int) -> float:
         base = self.p.qbar * (1.0 + 0.35 * i) * self.rng.lognormvariate(0.0, LADDER_SIGMA)
-        return base * (1.0 + sign * self.k.kappa_l * math.tanh(self.a) * 0.5**i)
+        return base * (1.0 + sign * self.k.kappa_l * self.tilt * 0.5**i)
 
     def _geometric(self) -> int:
         u = 1.0 - self.rng.random()
@@ -142,7 +149,7 @@ class SymbolSim:
         self.asks = self._shifted(self.asks, k, -1)
 
     def _close_spread(self, target: int) -> None:
-        up = 0.5 + self.k.lean * math.tanh(self.a)
+        up = 0.5 + self.k.lean * self.tilt
         while self.ask - self.bid > target:
             if self.rng.random() < up:
                 self.bid += 1
@@ -153,15 +160,14 @@ class SymbolSim:
 
     # -- the step ----------------------------------------------------------------------------
     def _rare_events(self) -> None:
-        steps_per_hour = 3_600_000 / self.dt_ms
-        ev = self.events
+        p_burst, p_blowout, p_silence = self._event_p
         rng = self.rng
-        if self.step_no >= self.burst_until and rng.random() < ev.bursts_per_hour / steps_per_hour:
+        if self.step_no >= self.burst_until and rng.random() < p_burst:
             self.burst_until = self.step_no + int(rng.uniform(60, 300) / self.dt)
-        if self.step_no >= self.blowout_until and rng.random() < ev.blowouts_per_hour / steps_per_hour:
+        if self.step_no >= self.blowout_until and rng.random() < p_blowout:
             self.blowout_until = self.step_no + int(rng.uniform(1, 3) / self.dt)
             self.blowout_ticks = rng.randint(2, 5)
-        if self.step_no >= self.silent_until and rng.random() < ev.silences_per_hour / steps_per_hour:
+        if self.step_no >= self.silent_until and rng.random() < p_silence:
             self.silent_until = self.step_no + int(rng.uniform(3, 6) / self.dt)
 
     def step(self, t0_ms: int, *, recv_now_ms: int | None = None) -> list[TradeRow | BookRow]:
@@ -176,7 +182,7 @@ class SymbolSim:
         self._rare_events()
         self.step_no += 1
         self.a = self.phi * self.a + self.a_noise * rng.gauss(0.0, 1.0)
-        tilt = math.tanh(self.a)
+        tilt = self.tilt = math.tanh(self.a)
         mu = p.mu0 * (3.0 if self.step_no < self.burst_until else 1.0)
         lam_buy = mu * math.exp(k.kappa * self.a) + self.e_buy
         lam_sell = mu * math.exp(-k.kappa * self.a) + self.e_sell
@@ -257,16 +263,19 @@ class SymbolSim:
         )
 
     def _book(self, ts: int, recv_now: int | None) -> BookRow:
-        tick, dec, qd = self.p.tick, self.px_dec, self.qty_dec
-        lot = self.p.lot
-        bids = [(round((self.bid - i) * tick, dec), max(lot, round(q, qd))) for i, q in enumerate(self.bids)]
-        asks = [(round((self.ask + i) * tick, dec), max(lot, round(q, qd))) for i, q in enumerate(self.asks)]
+        if self.bid != self._bid_px[0] or self.ask != self._ask_px[0]:
+            tick, dec = self.p.tick, self.px_dec  # prices follow the best ticks only: kept until they move
+            self._bid_px = (self.bid, [round((self.bid - i) * tick, dec) for i in range(self.levels)])
+            self._ask_px = (self.ask, [round((self.ask + i) * tick, dec) for i in range(self.levels)])
+        lot, qd = self.p.lot, self.qty_dec
+        bid_qty = [q if (q := round(x, qd)) > lot else lot for x in self.bids]
+        ask_qty = [q if (q := round(x, qd)) > lot else lot for x in self.asks]
         return BookRow(
             ts_ms=ts,
             recv_ts_ms=self._recv(ts, recv_now),
             symbol=self.p.symbol,
-            bids=bids,
-            asks=asks,
+            bids=list(zip(self._bid_px[1], bid_qty, strict=True)),
+            asks=list(zip(self._ask_px[1], ask_qty, strict=True)),
             update_id=self.update_id,
             prev_update_id=self.update_id - 1,
             src="sim",

@@ -30,6 +30,8 @@ from v13.stages.common import add_common_args, stage_setup
 
 __all__ = ["BrokerState", "main", "orders_of_run"]
 
+BATCH_ROWS = 2000
+
 
 def orders_of_run(path: Path, run_id: str) -> list[dict[str, object]]:
     """The order rows of one run in ``mock_orders.jsonl`` (complete lines only)."""
@@ -100,12 +102,14 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
     known = {str(o["order_id"]) for o in orders_of_run(orders_path, run_id)}
     rt.count("out", len(known))
     last_positions = 0.0
+    watch = reader.change_watch()
+    changed: set[Path] | None = None
     rt.started(sink=cfg.signal.sink.value, mode="paper" if broker.paper else "mock")
     with open(orders_path, "ab") as out:
         try:
             while not rt.stopping:
                 poll_ms = now_ms()
-                batch = reader.poll(2000)
+                batch = reader.poll(BATCH_ROWS, changed)
                 lines = []
                 for sig in batch:
                     order = broker.on_signal(sig)
@@ -129,9 +133,10 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
                     last_positions = time.monotonic()
                     _write_positions(layout.positions_file, broker, run_id)
                 rt.beat()
-                if not batch:
-                    rt.wait(0.05)
+                # wake on the next signal row (or a periodic look); after rows, read on at once
+                changed = watch.wait(stop=rt.stop_event) if not batch else set()
         finally:
+            watch.close()
             _write_positions(layout.positions_file, broker, run_id)
             reader.close()
 

@@ -74,9 +74,13 @@ class HarvestOutput:
         """A clock tick: everything received up to ``now_ms`` has been given."""
         self.features(self.engine.advance(now_ms))
 
+    def source_watermark(self, event_ms: int) -> None:
+        """No row with an event time before ``event_ms`` is still to come from the source."""
+        self.features(self.engine.source_watermark(event_ms))
+
     def features(self, features: Iterable[FeatureRow]) -> None:
         for feature in features:
-            self.streams.write(feature)
+            self.streams.write(feature)  # a feature row reaches its file at once: the signal waits for it
             self.rt.count("out")
 
     def tick(self, **started_fields: object) -> None:

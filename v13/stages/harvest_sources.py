@@ -41,7 +41,7 @@ def run_sim(cfg: Config, rt: StageRuntime, out: HarvestOutput) -> None:
             break
         recv = now_ms()
         out.rows(market.step(recv_now_ms=recv))
-        out.clock(recv)  # the next step's rows are received later: this step's time is done
+        out.source_watermark(step_end)  # the simulator is done with every event before the step's end
         out.tick(**fields)
 
 

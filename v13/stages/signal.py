@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import msgspec
 
@@ -29,6 +30,7 @@ from v13.signals import SignalEngine
 from v13.sinks import SignalSink, open_sink
 from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, stage_setup
+from v13.watch import ChangeWatch
 
 __all__ = ["SignalState", "main"]
 
@@ -75,6 +77,8 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
         positions=saved.positions, deadletter=deadletter, stem_filter=run_id,
     )  # fmt: skip
     engine = SignalEngine(cfg, run_id)
+    watch = ChangeWatch([layout.preview_spool, layout.preview_ready])
+    changed: set[Path] | None = None
     last_ts = dict(saved.last_ts)
     # checkpoint states by the sink sequence number up to which they may be saved, oldest first
     pending: dict[int, SignalState] = {}
@@ -83,7 +87,7 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
     while not rt.stopping:
         sink.check()
         poll_ms = now_ms()
-        batch = reader.poll(BATCH_ROWS)
+        batch = reader.poll(BATCH_ROWS, changed)
         for _tail, feature in batch:
             if sink.put(engine.on_feature(feature)) is None:
                 rt.count("dropped")
@@ -100,8 +104,9 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
             last_drop_log = time.monotonic()
             rt.log("WARNING rows dropped: sink queue full", dropped=rt.counters["dropped"])
         rt.beat()
-        if not batch:
-            rt.wait(0.05)
+        # wake on the next feature row (or a periodic look); after rows, read on at once
+        changed = watch.wait(stop=rt.stop_event) if not batch else set()
+    watch.close()
     sink.flush(timeout=3.0)
     sink.close()
     _commit_durable(checkpoint, sink.durable_seq, pending)
