@@ -119,6 +119,8 @@ def run(n: int, minutes: float, sink: str, keep: Path | None, rss_series: bool) 
         time.sleep(1.0)
     read.wait(30)
     result: dict[str, object] = {"symbols": n, "root": str(root)}
+    if rss_series:
+        (root / "rss_mb.json").write_bytes(orjson.dumps(rss))
     for name, series in sorted(cpu.items()):
         steady = [(w, c) for w, c in series if w >= WARMUP_S] or series
         (w0, c0), (w1, c1) = steady[0], steady[-1]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
+
 import orjson
 import pytest
 
 import v13
 from tests.unit.helpers import REPO, signal_row
-from v13.contracts import CONTRACTS, decode_row, encode_row, render_markdown
+from v13.contracts import CONTRACTS, BookRow, decode_row, encode_row, render_markdown
 from v13.errors import ContractError
 
 TRADE = {
@@ -85,6 +89,55 @@ def test_invalid_rows_name_the_field(kind: str, change: dict[str, object], needl
     doc = {**(TRADE if kind == "trade" else BOOK), **change}
     with pytest.raises(ContractError, match=needle):
         decode_row(kind, orjson.dumps(doc))
+
+
+def book_is_valid(bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> bool:
+    """The book rule, stated plainly: finite positive prices strictly sorted best first, finite
+    quantities >= 0, not crossed."""
+    for levels, better in ((bids, lambda a, b: a > b), (asks, lambda a, b: a < b)):
+        if not levels:
+            return False
+        for price, qty in levels:
+            if not (math.isfinite(price) and price > 0 and math.isfinite(qty) and qty >= 0):
+                return False
+        if not all(better(a[0], b[0]) for a, b in itertools.pairwise(levels)):
+            return False
+    return bids[0][0] < asks[0][0]
+
+
+def test_book_validation_agrees_with_the_rule_on_random_books() -> None:
+    rng = random.Random(7)
+    odd = [math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e308]
+
+    def levels(side: int) -> list[tuple[float, float]]:
+        prices = [100.0 + side * (0.1 + 0.1 * i) for i in range(rng.randint(1, 6))]
+        qtys = [rng.choice([0.0, 0.5, 2.0]) for _ in prices]
+        for _ in range(rng.choice([0, 0, 1, 2])):  # a fault, or two
+            i = rng.randrange(len(prices))
+            match rng.randrange(4):
+                case 0:
+                    prices[i] = rng.choice(odd)
+                case 1:
+                    qtys[i] = rng.choice(odd)
+                case 2:
+                    prices[i] = prices[rng.randrange(len(prices))]  # a duplicate price
+                case _:
+                    rng.shuffle(prices)
+        return list(zip(prices, qtys, strict=True))
+
+    outcomes = {True: 0, False: 0}
+    for _ in range(5000):
+        bids, asks = levels(-1), levels(+1)
+        expected = book_is_valid(bids, asks)
+        outcomes[expected] += 1
+        fields = {k: v for k, v in BOOK.items() if k not in ("bids", "asks")}
+        try:
+            BookRow(bids=bids, asks=asks, **fields)  # type: ignore[arg-type]
+            valid = True
+        except ContractError:
+            valid = False
+        assert valid == expected, (bids, asks)
+    assert min(outcomes.values()) > 1000  # both kinds of book were tried
 
 
 def test_missing_field_and_bad_json_are_contract_errors() -> None:

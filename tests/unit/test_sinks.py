@@ -138,6 +138,28 @@ def test_sqlite_schema_primary_key_index_and_wal(tmp_path: Path) -> None:
         assert ["symbol", "ts_ms"] in columns
 
 
+def test_put_many_takes_what_fits_in_order_and_counts_the_rest_dropped(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    sink = SignalSink(SqliteBackend(db, "r"), queue_max=50, flush_s=0.05, batch_rows=10)
+    assert sink.put(signal_row("r", "BTCUSDT", T0)) == 1
+    assert sink.flush()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the writer thread now waits on the lock
+    try:
+        taken = sink.put_many([signal_row("r", "BTCUSDT", T0 + i) for i in range(1, 201)])
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    sink.close()
+    assert taken == 50
+    assert sink.last_seq == 51
+    c = sink.counters()
+    assert (c.dropped, c.written) == (150, 51)
+    with closing(sqlite3.connect(db)) as conn:
+        stored = [r[0] for r in conn.execute("SELECT ts_ms FROM signals ORDER BY ts_ms")]
+    assert stored == [T0 + i for i in range(51)]
+
+
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     sink = SignalSink(SqliteBackend(db, "r"), queue_max=50, flush_s=0.05, batch_rows=10)

@@ -12,6 +12,7 @@ Example::
 
     sink = SignalSink(SqliteBackend(path), queue_max=20000, flush_s=0.2)
     seq = sink.put(row)            # None when dropped
+    taken = sink.put_many(rows)    # the first `taken` rows are queued, the rest dropped
     ...
     if sink.durable_seq >= seq: reader.commit()
     sink.close()                   # drains, flushes, closes
@@ -86,7 +87,7 @@ class SignalSink:
         self.flush_s = flush_s
         self.batch_rows = batch_rows
         self._queue: deque[tuple[int, SignalRow]] = deque()
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())  # never re-entered; cheaper than an RLock
         self._seq = 0
         self._durable_seq = 0
         self._written = 0
@@ -118,16 +119,23 @@ class SignalSink:
 
     def put(self, row: SignalRow) -> int | None:
         """Queue a row; returns its sequence number, or None when the queue was full (dropped)."""
+        return self.last_seq if self.put_many((row,)) else None
+
+    def put_many(self, rows: Sequence[SignalRow]) -> int:
+        """Queue rows in order under one lock; returns how many were taken: the first n, the
+        rest found the queue full and are dropped (counted). Sequence numbers follow ``last_seq``."""
         with self._cond:
             self._raise_if_failed()
-            if len(self._queue) >= self.queue_max:
-                self._dropped += 1
-                return None
-            self._seq += 1
-            self._queue.append((self._seq, row))
-            if len(self._queue) == 1 or len(self._queue) >= self.batch_rows:
+            was_idle = not self._queue
+            room = max(0, self.queue_max - len(self._queue))
+            taken = rows if len(rows) <= room else rows[:room]
+            first = self._seq + 1
+            self._seq += len(taken)
+            self._queue.extend(zip(range(first, self._seq + 1), taken, strict=True))
+            self._dropped += len(rows) - len(taken)
+            if taken and (was_idle or len(self._queue) >= self.batch_rows):
                 self._cond.notify()  # an idle writer starts at once; a busy one at a full batch
-            return self._seq
+            return len(taken)
 
     @property
     def durable_seq(self) -> int:

@@ -88,14 +88,14 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
         sink.check()
         poll_ms = now_ms()
         batch = reader.poll(BATCH_ROWS, changed)
-        for _tail, feature in batch:
-            if sink.put(engine.on_feature(feature)) is None:
-                rt.count("dropped")
-            else:
-                last_ts[feature.symbol] = feature.ts_ms
-            rt.last_event_ts_ms = feature.ts_ms
+        signals = [engine.on_feature(feature) for _tail, feature in batch]
+        taken = sink.put_many(signals)
+        for row in signals[:taken]:
+            last_ts[row.symbol] = row.ts_ms
         rt.count("in", len(batch))
         if batch:
+            rt.count("dropped", len(signals) - taken)
+            rt.last_event_ts_ms = batch[-1][1].ts_ms
             pending[sink.last_seq] = SignalState(reader.positions(), dict(last_ts))
         _commit_durable(checkpoint, sink.durable_seq, pending)
         _report(rt, sink, reader)
