@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import orjson
@@ -14,6 +15,7 @@ from v13.fsutil import atomic_write_json
 from v13.layout import Layout
 from v13.report import build_report, render_markdown, write_report
 from v13.sinks import open_sink
+from v13.stages.report import refresh_summary
 
 T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
 
@@ -118,3 +120,22 @@ def test_unsignalled_feature_rows_are_counted_from_the_files(tmp_path: Path) -> 
     r = build_report(cfg, layout, run_id)
     assert (r.rows, r.missing_signals, r.unprocessed_tail) == (6, 1, 13)
     assert "MISSING_SIGNALS" in r.warnings
+
+
+def test_a_refresh_leaves_no_chart_garbage_behind(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    rows = [signal_row("run1", "BTCUSDT", T0 + i * 1000, signal_type="buy", confirm=True) for i in range(30)]
+    cfg, layout = setup(tmp_path, rows)
+    paths = layout.summary_paths("run1")
+    gc.collect()
+    gc.disable()  # as rare as the stages' raised thresholds make them: no automatic collection
+    try:
+        for _ in range(3):
+            report = refresh_summary(cfg, layout, "run1", paths)
+            figures = [o for o in gc.get_objects() if isinstance(o, Figure)]
+            assert figures == [], f"{len(figures)} chart figures left for the collector"
+    finally:
+        gc.enable()
+    assert report.rows == 30
+    assert paths["png"].read_bytes().startswith(b"\x89PNG")

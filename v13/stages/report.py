@@ -9,16 +9,29 @@ the orchestrator uses for the final report after the other stages stopped.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from pathlib import Path
 
+from v13.config import Config
+from v13.contracts import ReportRow
 from v13.errors import UsageError
 from v13.layout import Layout
 from v13.report import build_report, write_report
 from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, stage_setup
 
-__all__ = ["main"]
+__all__ = ["main", "refresh_summary"]
+
+
+def refresh_summary(cfg: Config, layout: Layout, run_id: str, paths: dict[str, Path]) -> ReportRow:
+    """Recount the run and rewrite its summary files. Then a full garbage collection: a chart's
+    figure is a web of reference cycles, which the stages' raised collection thresholds
+    (:mod:`v13.cli`) would otherwise leave to pile up, several MB per refresh."""
+    report = build_report(cfg, layout, run_id)
+    write_report(report, paths, chart=cfg.report.chart)
+    gc.collect()
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     next_at = time.monotonic()  # the first summary at once: it is what says the stage is up
 
     def refresh() -> None:
-        report = build_report(cfg, layout, run_id)
-        write_report(report, paths, chart=cfg.report.chart)
+        report = refresh_summary(cfg, layout, run_id, paths)
         rt.counters["in"] = report.rows
         rt.count("out")
         rt.counters["orders"] = report.orders.count
