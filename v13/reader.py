@@ -9,8 +9,10 @@ Example (the signal stage following the feature streams)::
     checkpoint.save(State(positions=reader.positions()))   # after the rows' effects are durable
 
 With ``changed`` (directories a :class:`v13.watch.ChangeWatch` saw change), a poll reads only the
-streams in them and those that still had rows to give; every stream is read at least once a
-second anyway. So the cost of a poll follows the rows, not the number of streams.
+streams in them and those that still had rows to give; a sweep re-lists the directories and reads
+every stream every ``sweep_s`` anyway, as a safety net (a change the watch cannot explain, such as
+a new stream, or a lost notification, makes ``changed`` None: a sweep at once). So the cost of a
+poll follows the rows, not the number of streams.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ class StreamReader:
         stem_filter: str | None = None,
         tails: list[str] | None = None,
         rediscover_s: float = 1.0,
+        sweep_s: float = 5.0,
     ) -> None:
         self.spool, self.ready, self.kind = Path(spool), Path(ready), kind
         self.deadletter = deadletter
         self.stem_filter = stem_filter
         self._fixed_tails = tails
         self._rediscover_s = rediscover_s
+        self._sweep_s = sweep_s
         self._last_discover = float("-inf")
         self._saved = {t: Position(*v) for t, v in (positions or {}).items()}
         self.followers: dict[str, SegmentFollower] = {}
@@ -55,11 +59,13 @@ class StreamReader:
         self.rejected = 0
         self._unfinished: set[str] = set()  # streams that filled their share of the last poll
         self._last_sweep = float("-inf")
+        self._tail_of: dict[Path, str] = {}  # a stream's directory -> its tail
 
     def rewind(self) -> None:
         """Start again from the first segment of every stream (of ``stem_filter``)."""
         self._saved = {}
         self.followers = {}
+        self._tail_of = {}
         self._last_discover = float("-inf")
 
     def poll(self, max_rows: int = 5000, changed: set[Path] | None = None) -> list[tuple[str, Any]]:
@@ -67,9 +73,7 @@ class StreamReader:
         ``changed``: only these directories changed (None: look at every stream)."""
         now = time.monotonic()
         tails = (
-            None
-            if changed is None or now - self._last_sweep >= self._rediscover_s
-            else self._tails_in(changed)
+            None if changed is None or now - self._last_sweep >= self._sweep_s else self._tails_in(changed)
         )
         if tails is None:
             self._last_sweep = now
@@ -117,14 +121,18 @@ class StreamReader:
         (a new partition or stream: look everywhere)."""
         tails: set[str] = set()
         for directory in changed:
-            for root in (self.spool, self.ready):
-                try:
-                    parts = directory.relative_to(root).parts
-                except ValueError:
-                    continue
-                tail = "/".join(parts[1:])
-                if tail not in self.followers:
-                    return None
+            tail = self._tail_of.get(directory)
+            if tail is None:
+                for root in (self.spool, self.ready):
+                    try:
+                        parts = directory.relative_to(root).parts
+                    except ValueError:
+                        continue
+                    tail = "/".join(parts[1:])
+                    if tail not in self.followers:
+                        return None
+                    self._tail_of[directory] = tail  # one entry per stream and partition
+            if tail is not None:
                 tails.add(tail)
         return tails
 

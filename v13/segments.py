@@ -141,10 +141,10 @@ def discover_tails(spool: Path, ready: Path) -> list[str]:
     tails: set[str] = set()
     for root in (spool, ready):
         for partition in _partitions(root):
-            base = root / partition
+            base = os.path.join(root, partition)
             for dirpath, _dirs, files in os.walk(base):
                 if any(f.endswith((PART, SEALED)) for f in files):
-                    tails.add(Path(dirpath).relative_to(base).as_posix())
+                    tails.add(os.path.relpath(dirpath, base).replace(os.sep, "/"))
     return sorted(tails)
 
 
@@ -429,6 +429,8 @@ class SegmentFollower:
         self.rejects: list[Reject] = []
         self.vanished = 0
         self._skipping = False  # inside an over-long line: drop bytes up to its newline
+        self._spool_s, self._ready_s = os.fspath(self.spool), os.fspath(self.ready)
+        self._paths_of: tuple[tuple[str, str], tuple[str, str]] = (("", ""), ("", ""))
 
     def read(self, max_lines: int = 10_000) -> list[tuple[bytes, Position]]:
         """Up to ``max_lines`` new lines, each with the position it started at."""
@@ -462,9 +464,8 @@ class SegmentFollower:
     def _read_segment(self, pos: Position, budget: int, out: list[Chunk]) -> tuple[bool, int]:
         """Append a chunk of complete lines of ``pos``'s segment; (finished, lines taken), finished
         when it is sealed and read to the end (or vanished, so reading moves on)."""
+        sealed_path, part_path = self._paths(pos)
         for _ in range(3):
-            sealed_path = self.ready / pos.partition / self.tail / f"{pos.stem}{SEALED}"
-            part_path = self.spool / pos.partition / self.tail / f"{pos.stem}{PART}"
             try:
                 size, sealed = os.stat(sealed_path).st_size, True
             except FileNotFoundError:
@@ -533,6 +534,15 @@ class SegmentFollower:
             for stem in sorted(stems):
                 if self.stem_filter is None or self.stem_filter in stem:
                     yield partition, stem
+
+    def _paths(self, pos: Position) -> tuple[str, str]:
+        """The sealed and open paths of ``pos``'s segment, built once per segment (string joins:
+        a poll of a stream that has not changed costs a stat, not path objects)."""
+        key = (pos.partition, pos.stem)
+        if self._paths_of[0] != key:
+            sub = f"{pos.partition}/{self.tail}/{pos.stem}"
+            self._paths_of = (key, (f"{self._ready_s}/{sub}{SEALED}", f"{self._spool_s}/{sub}{PART}"))
+        return self._paths_of[1]
 
     def _first(self) -> Position | None:
         for partition, stem in self._segments():

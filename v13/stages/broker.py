@@ -2,8 +2,9 @@
 paper orders, appended as contract ``order`` rows to ``runtime/mock_orders.jsonl``.
 
 Only ``--mock 1`` exists: this broker never talks to an exchange. The reader position and the
-account state are saved together in one checkpoint after the orders are written; order ids are
-deterministic, so a restart that replays the tail does not append an order twice.
+account state are saved together in one checkpoint after the orders are written (at most every
+``Checkpoint.every_s`` while busy, and at stop); order ids are deterministic, so a restart that
+replays the tail does not append an order twice.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
     last_positions = 0.0
     watch = reader.change_watch()
     changed: set[Path] | None = None
+    unsaved = False  # rows handled since the last checkpoint save
     rt.started(sink=cfg.signal.sink.value, mode="paper" if broker.paper else "mock")
     with open(orders_path, "ab") as out:
         try:
@@ -124,8 +126,10 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
                     out.write(b"".join(lines))
                     out.flush()
                     os.fsync(out.fileno())
-                if batch:
+                unsaved = unsaved or bool(batch)
+                if unsaved and checkpoint.due():
                     checkpoint.save(BrokerState(reader.state(), broker.books))
+                    unsaved = False
                 rt.count("in", len(batch))
                 rt.counters["deadletter"] = reader.rejected
                 rt.caught_up_at(None if batch else poll_ms)
@@ -137,6 +141,8 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
                 changed = watch.wait(stop=rt.stop_event) if not batch else set()
         finally:
             watch.close()
+            if unsaved:
+                checkpoint.save(BrokerState(reader.state(), broker.books))
             _write_positions(layout.positions_file, broker, run_id)
             reader.close()
 

@@ -109,7 +109,7 @@ def run(rt: StageRuntime, cfg: Config, layout: Layout) -> None:
     watch.close()
     sink.flush(timeout=3.0)
     sink.close()
-    _commit_durable(checkpoint, sink.durable_seq, pending)
+    _commit_durable(checkpoint, sink.durable_seq, pending, final=True)
     _report(rt, sink, reader)
 
 
@@ -121,10 +121,13 @@ def _report(rt: StageRuntime, sink: SignalSink, reader: StreamReader) -> None:
     rt.queue_size = counters.queue_size
 
 
-def _commit_durable(checkpoint: Checkpoint, durable: int, pending: dict[int, SignalState]) -> None:
-    """Save the newest checkpoint state whose signal rows are all durable in the sink."""
+def _commit_durable(
+    checkpoint: Checkpoint, durable: int, pending: dict[int, SignalState], *, final: bool = False
+) -> None:
+    """Save the newest checkpoint state whose signal rows are all durable in the sink, when a
+    save is due (or at the end)."""
     ready = [seq for seq in pending if seq <= durable]
-    if not ready:
+    if not ready or not (final or checkpoint.due()):
         return
     checkpoint.save(pending[ready[-1]])
     for seq in ready:
