@@ -480,7 +480,9 @@ class SegmentFollower:
             try:
                 with open(sealed_path if sealed else part_path, "rb") as fh:
                     fh.seek(pos.offset)
-                    data = fh.read(MAX_LINE_BYTES)
+                    # what the stat saw, not a full chunk: asking for 8 MiB allocates 8 MiB,
+                    # which moves glibc's mmap threshold and leaves the heap fragmented
+                    data = fh.read(max(0, min(MAX_LINE_BYTES, size - pos.offset)))
             except FileNotFoundError:
                 continue  # renamed between the check and the open: look again
             break

@@ -63,7 +63,7 @@ _BUY = ("buy", "strong_buy")
 _SELL = ("sell", "strong_sell")
 
 
-class FeaturePoint(msgspec.Struct):
+class FeaturePoint(msgspec.Struct, gc=False):
     """What the report needs of a feature row: which second, and its mid."""
 
     ts_ms: int
@@ -72,13 +72,15 @@ class FeaturePoint(msgspec.Struct):
 
 
 _POINT = msgspec.json.Decoder(FeaturePoint)
+# Rows are read in batches this size: what a rebuild holds at once besides what it keeps.
+READ_BATCH = 2_000
 
 
 def read_signal_rows(cfg: Config, layout: Layout, run_id: str) -> Iterator[SignalRow]:
     """Every signal row of ``run_id`` in the configured sink, from the start."""
     reader = open_signal_reader(cfg, layout, run_id)
     try:
-        while batch := reader.poll(20_000):
+        while batch := reader.poll(READ_BATCH):
             yield from batch
     finally:
         reader.close()
@@ -89,16 +91,19 @@ def feature_points(layout: Layout, run_id: str) -> Iterator[FeaturePoint]:
     stage rejected into the deadletter (accounted for there)."""
     rejected = _rejected_lines(layout, run_id, "signal")
     data = layout.data
+    symbols: dict[str, str] = {}  # one string per symbol, not one per row
     for tail in discover_tails(data.preview_spool, data.preview_ready):
         follower = SegmentFollower(data.preview_spool, data.preview_ready, tail, stem_filter=run_id)
-        while lines := follower.read(50_000):
-            for line, _pos in lines:
+        while chunks := follower.read_chunks(READ_BATCH):
+            for line in (line for chunk in chunks for line in chunk.lines if line):
                 if rejected and line.decode("utf-8", "replace") in rejected:
                     continue
                 try:
-                    yield _POINT.decode(line)
+                    point = _POINT.decode(line)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue
+                point.symbol = symbols.setdefault(point.symbol, point.symbol)
+                yield point
 
 
 def read_orders(layout: Layout, run_id: str) -> list[OrderRow]:
