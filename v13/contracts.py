@@ -71,20 +71,6 @@ def _finite(row: msgspec.Struct, *names: str, positive: bool = False) -> None:
             raise ContractError(f"field {name!r} must be {kind}, got {value!r}")
 
 
-def _levels_ok(levels: list[Level], descending: bool) -> bool:
-    """Prices finite, > 0 and strictly sorted best first, quantities finite and >= 0; in C-level
-    calls only. A sum is NaN or infinite when any term is, so it stands for the finiteness check
-    (it can also overflow for finite levels: then the caller's exact check decides)."""
-    prices, qtys = zip(*levels, strict=True)
-    return (
-        min(prices) > 0.0
-        and sum(prices) < math.inf
-        and min(qtys) >= 0.0
-        and sum(qtys) < math.inf
-        and list(prices) == sorted(set(prices), reverse=descending)
-    )
-
-
 class TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One aggressive trade."""
 
@@ -123,14 +109,6 @@ class BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
             return
         if not self.bids or not self.asks:
             raise ContractError("fields 'bids' and 'asks' need at least one level each")
-        if not (_levels_ok(self.bids, True) and _levels_ok(self.asks, False)):  # the common case, fast
-            self._raise_bad_levels()
-        if self.bids[0][0] >= self.asks[0][0]:
-            raise ContractError(
-                f"crossed book: best bid {self.bids[0][0]} is not below best ask {self.asks[0][0]}"
-            )
-
-    def _raise_bad_levels(self) -> None:
         for name, levels, step in (("bids", self.bids, -1.0), ("asks", self.asks, 1.0)):
             prev = None
             for price, qty in levels:
@@ -140,6 +118,10 @@ class BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
                 if prev is not None and (price - prev) * step <= 0:
                     raise ContractError(f"field {name!r} is not sorted best first at {price}")
                 prev = price
+        if self.bids[0][0] >= self.asks[0][0]:
+            raise ContractError(
+                f"crossed book: best bid {self.bids[0][0]} is not below best ask {self.asks[0][0]}"
+            )
 
 
 class FeatureRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
