@@ -51,7 +51,7 @@ class MidPoint(Protocol):
     def mid(self) -> float | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Markout:
     """One confirmed signal's moves: ``moves[i]`` for ``horizons[i]``, None when censored."""
 

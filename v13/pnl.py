@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from v13.contracts import OrderRow, PnlReport, SymbolPnl
+from v13.contracts import OrderRow, OrdersSummary, PnlReport, SymbolPnl
 
-__all__ = ["Quote", "pnl_report"]
+__all__ = ["PnlTally", "Quote", "pnl_report"]
 
 Quote = tuple[float, float, float]  # (mid, best bid, best ask) of the signal an order traded
+_SUMS = ("orders", "buys", "signed_qty", "signed_mid", "spread", "slippage", "fees")
 
 
 def pnl_report(
@@ -28,27 +29,56 @@ def pnl_report(
 ) -> PnlReport:
     """``quotes`` by (symbol, signal ts_ms); ``last_mid`` by symbol (the mark). An order whose
     signal is not among the quotes is taken at its fill price (no spread or slippage known)."""
-    acc: dict[str, dict[str, float]] = {}
+    tally = PnlTally()
     for order in orders:
+        tally.add(order, quotes.get((order.symbol, order.ts_ms)))
+    return tally.report(last_mid)
+
+
+class PnlTally:
+    """Per-symbol sums of the orders added so far; the gross is marked when the report is made
+    (``signed qty * (mark - mid)`` summed is ``mark * sum(signed qty) - sum(signed qty * mid)``),
+    so orders need not be kept."""
+
+    def __init__(self) -> None:
+        self._acc: dict[str, dict[str, float]] = {}
+
+    def add(self, order: OrderRow, quote: Quote | None) -> None:
         buy = order.side == "BUY"
         fill = order.fill_price
-        mid, bid, ask = quotes.get((order.symbol, order.ts_ms), (fill, fill, fill))
-        quote = ask if buy else bid
+        mid, bid, ask = quote if quote is not None else (fill, fill, fill)
+        price = ask if buy else bid
         signed = order.qty if buy else -order.qty
-        a = acc.setdefault(
-            order.symbol, dict.fromkeys(("orders", "gross", "spread", "slippage", "fees"), 0.0)
-        )
+        a = self._acc.get(order.symbol)
+        if a is None:
+            a = self._acc[order.symbol] = dict.fromkeys(_SUMS, 0.0)
         a["orders"] += 1
-        a["gross"] += signed * (last_mid.get(order.symbol, mid) - mid)
-        a["spread"] += order.qty * abs(quote - mid)
-        a["slippage"] += order.qty * abs(order.fill_price - quote)
+        a["buys"] += buy
+        a["signed_qty"] += signed
+        a["signed_mid"] += signed * mid
+        a["spread"] += order.qty * abs(price - mid)
+        a["slippage"] += order.qty * abs(fill - price)
         a["fees"] += order.fee
         a["realized"] = order.realized_pnl
         a["position"] = order.position_after
-    by_symbol = {sym: _row(a) for sym, a in sorted(acc.items())}
-    keys = ("orders", "gross", "spread", "slippage", "fees", "realized")  # positions do not add up
-    total = {k: sum(a.get(k, 0.0) for a in acc.values()) for k in keys}
-    return PnlReport(total=_row(total), by_symbol=by_symbol)
+
+    def orders_summary(self) -> OrdersSummary:
+        """Orders by side, and the broker's realised PnL (its latest figure per symbol)."""
+        count = int(sum(a["orders"] for a in self._acc.values()))
+        buy = int(sum(a["buys"] for a in self._acc.values()))
+        realized = sum(a["realized"] for a in self._acc.values())
+        return OrdersSummary(count=count, buy=buy, sell=count - buy, pnl=round(realized, 8))
+
+    def report(self, last_mid: Mapping[str, float]) -> PnlReport:
+        rows = {}
+        for sym, a in sorted(self._acc.items()):
+            mark = last_mid.get(sym)
+            gross = mark * a["signed_qty"] - a["signed_mid"] if mark is not None else 0.0
+            rows[sym] = {**a, "gross": gross}
+        by_symbol = {sym: _row(a) for sym, a in rows.items()}
+        keys = ("orders", "gross", "spread", "slippage", "fees", "realized")  # positions do not add up
+        total = {k: sum(a.get(k, 0.0) for a in rows.values()) for k in keys}
+        return PnlReport(total=_row(total), by_symbol=by_symbol)
 
 
 def _row(a: Mapping[str, float]) -> SymbolPnl:

@@ -14,6 +14,7 @@ from v13.deadletter import Deadletter
 from v13.fsutil import atomic_write_json
 from v13.layout import Layout
 from v13.report import build_report, render_markdown, write_report
+from v13.report.live import LiveReport
 from v13.sinks import open_sink
 from v13.stages.report import refresh_summary
 
@@ -128,11 +129,12 @@ def test_a_refresh_leaves_no_chart_garbage_behind(tmp_path: Path) -> None:
     rows = [signal_row("run1", "BTCUSDT", T0 + i * 1000, signal_type="buy", confirm=True) for i in range(30)]
     cfg, layout = setup(tmp_path, rows)
     paths = layout.summary_paths("run1")
+    live = LiveReport(cfg, layout, "run1")
     gc.collect()
     gc.disable()  # as rare as the stages' raised thresholds make them: no automatic collection
     try:
         for _ in range(3):
-            report = refresh_summary(cfg, layout, "run1", paths)
+            report = refresh_summary(live, paths)
             figures = [o for o in gc.get_objects() if isinstance(o, Figure)]
             assert figures == [], f"{len(figures)} chart figures left for the collector"
     finally:

@@ -14,7 +14,7 @@ signals predicted the next moves and whether that pays for the cost (:mod:`v13.m
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -25,7 +25,6 @@ from v13.contracts import (
     LastFiveMinutes,
     MinuteCount,
     OrderRow,
-    OrdersSummary,
     ReportRow,
     SignalRow,
     StatusRow,
@@ -34,14 +33,16 @@ from v13.contracts import (
 from v13.errors import ContractError
 from v13.fsutil import now_ms, utc_iso
 from v13.layout import Layout
-from v13.markouts import signal_markouts, summarize
-from v13.pnl import Quote, pnl_report
+from v13.markouts import Markout, signal_markouts, summarize
+from v13.pnl import PnlTally, Quote
 from v13.segments import SegmentFollower, discover_tails
 from v13.sinks import open_signal_reader
 
 __all__ = [
     "WARNING_CODES",
     "FeaturePoint",
+    "SignalCounts",
+    "assemble_report",
     "build_report",
     "deadletter_entries",
     "feature_points",
@@ -184,47 +185,15 @@ def report_from_rows(
     generated_ms: int | None = None,
 ) -> ReportRow:
     """The report of one run's rows, wherever they come from (a run root, or batch files)."""
-    types: Counter[str] = Counter()
-    minutes: dict[str, Counter[str]] = {}
+    counts = SignalCounts()
     signalled: dict[str, set[int]] = {}
     confirmed: list[SignalRow] = []
-    rows = 0
     for sig in signals:
-        rows += 1
+        counts.add(sig)
         signalled.setdefault(sig.symbol, set()).add(sig.ts_ms)
-        bucket = minutes.setdefault(_minute(sig.ts_ms), Counter())
         if sig.confirm:
             confirmed.append(sig)
-            types[sig.signal_type] += 1
-            bucket["count"] += 1
-            bucket["buy"] += sig.signal_type in _BUY
-            bucket["sell"] += sig.signal_type in _SELL
-            bucket["strong"] += sig.signal_type.startswith("strong_")
-    per_minute = [
-        MinuteCount(minute=m, count=c["count"], buy=c["buy"], sell=c["sell"], strong=c["strong"])
-        for m, c in sorted(minutes.items())
-    ]
-    last5 = per_minute[-5:]
-    last5_total = sum(m.count for m in last5)
-    total = sum(types.values())
     tail, missing = _unsignalled(features, signalled)
-    order_summary = _orders(orders)
-    warnings = []
-    if rows == 0:
-        warnings.append("NO_SIGNALS")
-    elif total == 0:
-        warnings.append("ALL_GATED")
-    if dropped:
-        warnings.append("DROPPED")
-    if deadletter:
-        warnings.append("DEADLETTER")
-    if total and order_summary.count == 0:
-        warnings.append("NO_ORDERS")
-    if missing:
-        warnings.append("MISSING_SIGNALS")
-    strong = types["strong_buy"] + types["strong_sell"]
-    horizons = cfg.report.markout_horizons_s
-    marks = signal_markouts(features, confirmed, horizons)
     last_mid: dict[str, float] = {}
     for point in sorted(features, key=lambda p: p.ts_ms):
         if point.mid is not None:
@@ -234,12 +203,80 @@ def report_from_rows(
         for s in confirmed
         if s.mid is not None and s.best_bid is not None and s.best_ask is not None
     }
+    pnl = PnlTally()
+    for order in orders:
+        pnl.add(order, quotes.get((order.symbol, order.ts_ms)))
+    return assemble_report(
+        cfg, run_id, counts,
+        unprocessed_tail=tail, missing_signals=missing,
+        marks=signal_markouts(features, confirmed, cfg.report.markout_horizons_s),
+        pnl=pnl, last_mid=last_mid, dropped=dropped, deadletter=deadletter, generated_ms=generated_ms,
+    )  # fmt: skip
+
+
+class SignalCounts:
+    """Signal rows counted: all, confirmed by type, and per minute."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.types: Counter[str] = Counter()
+        self.minutes: dict[str, Counter[str]] = {}
+
+    def add(self, sig: SignalRow) -> None:
+        self.rows += 1
+        bucket = self.minutes.setdefault(_minute(sig.ts_ms), Counter())
+        if sig.confirm:
+            self.types[sig.signal_type] += 1
+            bucket["count"] += 1
+            bucket["buy"] += sig.signal_type in _BUY
+            bucket["sell"] += sig.signal_type in _SELL
+            bucket["strong"] += sig.signal_type.startswith("strong_")
+
+
+def assemble_report(
+    cfg: Config,
+    run_id: str,
+    counts: SignalCounts,
+    *,
+    unprocessed_tail: int,
+    missing_signals: int,
+    marks: Sequence[Markout],
+    pnl: PnlTally,
+    last_mid: Mapping[str, float],
+    dropped: int,
+    deadletter: int,
+    generated_ms: int | None,
+) -> ReportRow:
+    """The report from its parts, however they were counted (all at once, or as rows came)."""
+    types = counts.types
+    per_minute = [
+        MinuteCount(minute=m, count=c["count"], buy=c["buy"], sell=c["sell"], strong=c["strong"])
+        for m, c in sorted(counts.minutes.items())
+    ]
+    last5 = per_minute[-5:]
+    last5_total = sum(m.count for m in last5)
+    total = sum(types.values())
+    order_summary = pnl.orders_summary()
+    warnings = []
+    if counts.rows == 0:
+        warnings.append("NO_SIGNALS")
+    elif total == 0:
+        warnings.append("ALL_GATED")
+    if dropped:
+        warnings.append("DROPPED")
+    if deadletter:
+        warnings.append("DEADLETTER")
+    if total and order_summary.count == 0:
+        warnings.append("NO_ORDERS")
+    if missing_signals:
+        warnings.append("MISSING_SIGNALS")
+    strong = types["strong_buy"] + types["strong_sell"]
     return ReportRow(
         run_id=run_id,
         sink=cfg.signal.sink.value,
         generated_at=utc_iso(generated_ms if generated_ms is not None else now_ms()),
         total=total,
-        rows=rows,
+        rows=counts.rows,
         buy_count=types["buy"],
         sell_count=types["sell"],
         strong_buy_count=types["strong_buy"],
@@ -252,13 +289,16 @@ def report_from_rows(
             per_minute=last5, strong_ratio=_ratio(sum(m.strong for m in last5), last5_total)
         ),
         dropped=dropped,
-        unprocessed_tail=tail,
-        missing_signals=missing,
+        unprocessed_tail=unprocessed_tail,
+        missing_signals=missing_signals,
         orders=order_summary,
         markouts=summarize(
-            marks, horizons_s=horizons, fee_bps=cfg.broker.fee_bps, slippage_bps=cfg.broker.slippage_bps
+            marks,
+            horizons_s=cfg.report.markout_horizons_s,
+            fee_bps=cfg.broker.fee_bps,
+            slippage_bps=cfg.broker.slippage_bps,
         ),
-        pnl=pnl_report(orders, quotes, last_mid),
+        pnl=pnl.report(last_mid),
         warnings=warnings,
     )
 
@@ -279,11 +319,3 @@ def _unsignalled(features: Iterable[FeaturePoint], signalled: dict[str, set[int]
 
 def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
-
-
-def _orders(orders: list[OrderRow]) -> OrdersSummary:
-    pnl: dict[str, float] = {}
-    for order in orders:
-        pnl[order.symbol] = order.realized_pnl
-    buy = sum(o.side == "BUY" for o in orders)
-    return OrdersSummary(count=len(orders), buy=buy, sell=len(orders) - buy, pnl=round(sum(pnl.values()), 8))

@@ -2,8 +2,9 @@
 (``logs/report/summary_<YYYYMMDD_HHMM>_<token>.{json,md,png}``) every ``report.interval_s`` and
 at stop.
 
-Each rewrite recounts the run's files with :func:`v13.report.build_report`, the same function
-the orchestrator uses for the final report after the other stages stopped.
+Each rewrite is :class:`v13.report.live.LiveReport`'s: the report
+:func:`v13.report.build_report` makes from the run's files (the orchestrator's final report, after
+the other stages stopped), kept up to date from the rows added since the last rewrite.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ import gc
 import time
 from pathlib import Path
 
-from v13.config import Config
 from v13.contracts import ReportRow
 from v13.errors import UsageError
 from v13.layout import Layout
-from v13.report import build_report, write_report
+from v13.report import write_report
+from v13.report.live import LiveReport
 from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, stage_setup
 
 __all__ = ["main", "refresh_summary"]
 
 
-def refresh_summary(cfg: Config, layout: Layout, run_id: str, paths: dict[str, Path]) -> ReportRow:
-    """Recount the run and rewrite its summary files. Then a full garbage collection: a chart's
-    figure is a web of reference cycles, which the stages' raised collection thresholds
+def refresh_summary(live: LiveReport, paths: dict[str, Path]) -> ReportRow:
+    """Bring the report up to date and rewrite its summary files. Then a full garbage collection:
+    a chart's figure is a web of reference cycles, which the stages' raised collection thresholds
     (:mod:`v13.cli`) would otherwise leave to pile up, several MB per refresh."""
-    report = build_report(cfg, layout, run_id)
-    write_report(report, paths, chart=cfg.report.chart)
+    report = live.refresh()
+    write_report(report, paths, chart=live.cfg.report.chart)
     gc.collect()
     return report
 
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     rt.started(sink=cfg.signal.sink.value, summary=paths["json"])
     next_at = time.monotonic()  # the first summary at once: it is what says the stage is up
 
+    live = LiveReport(cfg, layout, run_id)
+
     def refresh() -> None:
-        report = refresh_summary(cfg, layout, run_id, paths)
+        report = refresh_summary(live, paths)
         rt.counters["in"] = report.rows
         rt.count("out")
         rt.counters["orders"] = report.orders.count
@@ -68,5 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             rt.wait(min(0.5, max(0.0, next_at - time.monotonic())))
     finally:
         refresh()
+        live.close()
         rt.stopped()
     return 0
