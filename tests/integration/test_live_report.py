@@ -52,8 +52,8 @@ def test_refreshed_as_rows_come_it_ends_equal_to_a_rebuild(make_stack, sink: str
     for name in ("harvest", "signal", "broker"):
         stack.start(name)
         stack.wait_started(name)
-        refresh_for(8)
-    refresh_for(10)
+        refresh_for(5)
+    refresh_for(6)
     wait_for(lambda: layout.orders_file.exists(), 10, "orders")
     for name in ("broker", "signal", "harvest"):
         assert stack.stop(name)[0] == 0
