@@ -37,7 +37,7 @@ def same(a: Any, b: Any, path: str = "") -> list[str]:
 def test_refreshed_as_rows_come_it_ends_equal_to_a_rebuild(make_stack, sink: str) -> None:
     """Each stage starts late, so its rows come in a burst between two refreshes: signals well
     behind the features they need, several orders per symbol behind their signals' quotes."""
-    stack = make_stack(sink, **{"report.markout_horizons_s": [1, 2, 3], "source.sim.preset": "weak"})
+    stack = make_stack(sink, **{"report.markout_horizons_s": [1, 2], "source.sim.preset": "weak"})
     cfg = load_config(stack.config, environ={"V13_SINK": sink, "V13_OUTPUT_DIR": "./runtime"})
     layout = Layout.from_config(cfg, stack.root)
     live = LiveReport(cfg, layout, stack.run_id)
@@ -52,8 +52,8 @@ def test_refreshed_as_rows_come_it_ends_equal_to_a_rebuild(make_stack, sink: str
     for name in ("harvest", "signal", "broker"):
         stack.start(name)
         stack.wait_started(name)
-        refresh_for(5)
-    refresh_for(6)
+        refresh_for(8)
+    refresh_for(8)
     wait_for(lambda: layout.orders_file.exists(), 10, "orders")
     for name in ("broker", "signal", "harvest"):
         assert stack.stop(name)[0] == 0
@@ -62,6 +62,7 @@ def test_refreshed_as_rows_come_it_ends_equal_to_a_rebuild(make_stack, sink: str
     live.close()
 
     assert same(got, want) == []
-    assert want["markouts"]["all"][0]["count"] > 20 and want["orders"]["count"] > 5
+
+    assert want["markouts"]["all"][0]["count"] > 10 and want["orders"]["count"] > 3
     assert want["unprocessed_tail"] > 0  # the signal stage stopped before the harvest
     assert [r.rows for r in refreshes] == sorted(r.rows for r in refreshes) and refreshes[-1].rows > 0
