@@ -141,3 +141,19 @@ def test_a_refresh_leaves_no_chart_garbage_behind(tmp_path: Path) -> None:
         gc.enable()
     assert report.rows == 30
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_recreated_sqlite_sink_starts_the_live_report_over(tmp_path: Path) -> None:
+    cfg, layout = setup(tmp_path, [signal_row("run1", "BTCUSDT", T0 + i * 1000) for i in range(10)])
+    live = LiveReport(cfg, layout, "run1")
+    assert live.refresh(generated_ms=0).rows == 10
+    for path in layout.signals_db.parent.glob(layout.signals_db.name + "*"):
+        path.unlink()  # the database and its WAL files deleted; the sink writes a new one
+    sink = open_sink(cfg, layout, "run1")
+    for i in range(4):
+        sink.put(signal_row("run1", "BTCUSDT", T0 + 60_000 + i * 1000, signal_type="sell"))
+    sink.close()
+    got = live.refresh(generated_ms=0)
+    live.close()
+    assert (got.rows, got.sell_count, got.buy_count) == (4, 4, 0)
+    assert got == build_report(cfg, layout, "run1", generated_ms=0)

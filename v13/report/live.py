@@ -65,6 +65,11 @@ class LiveReport:
         self.cfg, self.layout, self.run_id = cfg, layout, run_id
         self.horizons_s = tuple(cfg.report.markout_horizons_s)
         self._last_horizon_ms = max(self.horizons_s, default=0) * 1000
+        self._start()
+
+    def _start(self) -> None:
+        """Nothing read yet."""
+        cfg, layout, run_id = self.cfg, self.layout, self.run_id
         self._signals = open_signal_reader(cfg, layout, run_id)
         data = layout.data
         self._features = StreamReader(data.preview_spool, data.preview_ready, "feature", stem_filter=run_id)
@@ -83,7 +88,7 @@ class LiveReport:
             if sink_file not in (None, getattr(self._signals, "file_ino", None)):
                 # the SQLite sink was recreated (its file deleted): its reader starts over
                 self.close()
-                self.__init__(self.cfg, self.layout, self.run_id)  # type: ignore[misc]
+                self._start()
                 return self.refresh(generated_ms=generated_ms)
             for sig in batch:
                 self._add_signal(sig)
