@@ -83,10 +83,9 @@ class LiveReport:
         """Read what was added since the last refresh; the report as of now."""
         # orders before signals: every order read then has its signal durable in the sink
         orders = self._new_orders()
-        sink_file = getattr(self._signals, "file_ino", None)
+        started_over = self._signals.started_over
         while batch := self._signals.poll(READ_BATCH):
-            if sink_file not in (None, getattr(self._signals, "file_ino", None)):
-                # the SQLite sink was recreated (its file deleted): its reader starts over
+            if self._signals.started_over != started_over:  # the sink's file was replaced
                 self.close()
                 self._start()
                 return self.refresh(generated_ms=generated_ms)

@@ -53,6 +53,12 @@ class SignalReader(Protocol):
     @property
     def rejected(self) -> int: ...
 
+    @property
+    def started_over(self) -> int:
+        """How often the reader went back to the first row because its sink's file was replaced
+        (whoever counts rows as they come must then count again)."""
+        ...
+
     def poll(self, max_rows: int = 5000, changed: set[Path] | None = None) -> list[SignalRow]:
         """New rows; ``changed``: the directories of :meth:`watch_roots` that changed (None: any)."""
         ...
@@ -68,6 +74,8 @@ class SignalReader(Protocol):
 
 class JsonlSignalReader:
     """Follows the JSONL signal sink's segments of one run."""
+
+    started_over = 0  # segments are never replaced under a reader
 
     def __init__(
         self, layout: Layout, run_id: str, *, state: ReaderState | None, deadletter: Deadletter | None

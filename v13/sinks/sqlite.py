@@ -157,6 +157,7 @@ class SqliteSignalReader:
         self._conn: sqlite3.Connection | None = None
         self.rows = 0
         self.rejected = 0
+        self.started_over = 0
 
     def change_watch(self) -> ChangeWatch:
         return ChangeWatch([self.path.parent], recursive=False)  # a commit writes the -wal file
@@ -203,6 +204,7 @@ class SqliteSignalReader:
             self.close()
             if self.file_ino is not None:
                 self.rowid = 0  # a new file: its rowids start over
+                self.started_over += 1
             self.file_ino = ino
         if self._conn is None:
             self._conn = connect(self.path, readonly=True)
