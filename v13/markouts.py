@@ -20,20 +20,22 @@ per horizon, whether the mean net move is above zero, and whether its 95% interv
 Example::
 
     marks = signal_markouts(features, signals, horizons_s=(1, 5, 30, 60))
-    report = summarize(marks, horizons_s=(1, 5, 30, 60), fee_bps=4.0, slippage_bps=1.0)
+    report = summarize(marks, fee_bps=4.0, slippage_bps=1.0)
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
 
 from v13.contracts import CostModel, EdgeRow, HorizonStats, MarkoutReport, SignalRow
 
-__all__ = ["Markout", "MidPoint", "signal_markouts", "summarize", "wilson"]
+__all__ = ["Markouts", "MidPoint", "signal_markouts", "summarize", "wilson"]
 
 Z95 = 1.959963984540054
 
@@ -51,22 +53,87 @@ class MidPoint(Protocol):
     def mid(self) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Markout:
-    """One confirmed signal's moves: ``moves[i]`` for ``horizons[i]``, None when censored."""
+class _Labels:
+    """A column of strings kept as small integer codes (a run has a handful of distinct ones)."""
 
-    symbol: str
-    ts_ms: int
-    strength: str  # normal | strong
-    regime: str
-    half_spread_bps: float
-    moves: tuple[float | None, ...]
+    __slots__ = ("codes", "index", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.codes = array("I")
+
+    def append(self, name: str) -> None:
+        code = self.index.get(name)
+        if code is None:
+            code = self.index[name] = len(self.names)
+            self.names.append(name)
+        self.codes.append(code)
+
+    def extend(self, other: _Labels) -> None:
+        for code in other.codes:
+            self.append(other.names[code])
+
+    def groups(self) -> dict[str, np.ndarray]:
+        """Row numbers per name, names sorted."""
+        codes = np.frombuffer(self.codes, dtype=np.uint32)
+        return {name: np.flatnonzero(codes == self.index[name]) for name in sorted(self.names)}
+
+
+class Markouts:
+    """Confirmed signals' moves, as columns: ``moves[i][j]`` is signal ``j``'s signed move at
+    ``horizons_s[i]`` in bps, NaN when censored. About 50 bytes a signal, so a report that keeps
+    every markout of a long run (the medians need every value) stays small."""
+
+    def __init__(self, horizons_s: Sequence[int]) -> None:
+        self.horizons_s = tuple(horizons_s)
+        self.moves = tuple(array("d") for _ in self.horizons_s)
+        self.half_spread_bps = array("d")
+        self.symbol = _Labels()
+        self.strength = _Labels()  # normal | strong
+        self.regime = _Labels()
+
+    def __len__(self) -> int:
+        return len(self.half_spread_bps)
+
+    def append(
+        self, symbol: str, strength: str, regime: str, half_spread_bps: float, moves: Sequence[float | None]
+    ) -> None:
+        for column, move in zip(self.moves, moves, strict=True):
+            column.append(math.nan if move is None else move)
+        self.half_spread_bps.append(half_spread_bps)
+        self.symbol.append(symbol)
+        self.strength.append(strength)
+        self.regime.append(regime)
+
+    def extend(self, other: Markouts) -> None:
+        if other.horizons_s != self.horizons_s:
+            raise ValueError(f"markouts at horizons {other.horizons_s} added to ones at {self.horizons_s}")
+        for column, more in zip(self.moves, other.moves, strict=True):
+            column.extend(more)
+        self.half_spread_bps.extend(other.half_spread_bps)
+        self.symbol.extend(other.symbol)
+        self.strength.extend(other.strength)
+        self.regime.extend(other.regime)
+
+    def copy(self) -> Markouts:
+        out = Markouts(self.horizons_s)
+        out.extend(self)
+        return out
+
+    def column(self, i: int) -> np.ndarray:
+        """The moves at ``horizons_s[i]`` (a view, not a copy)."""
+        return np.frombuffer(self.moves[i], dtype=np.float64)
 
 
 def signal_markouts(
-    features: Iterable[MidPoint], signals: Iterable[SignalRow], horizons_s: Sequence[int]
-) -> list[Markout]:
-    """The markouts of every confirmed signal, from the feature rows of the same run."""
+    features: Iterable[MidPoint],
+    signals: Iterable[SignalRow],
+    horizons_s: Sequence[int],
+    into: Markouts | None = None,
+) -> Markouts:
+    """The markouts of every confirmed signal, from the feature rows of the same run; added to
+    ``into`` when given."""
     times: dict[str, list[int]] = {}
     mids: dict[str, list[float]] = {}
     last: dict[str, int] = {}
@@ -75,7 +142,7 @@ def signal_markouts(
         if f.mid is not None:
             times.setdefault(f.symbol, []).append(f.ts_ms)
             mids.setdefault(f.symbol, []).append(f.mid)
-    out = []
+    out = Markouts(horizons_s) if into is None else into
     for s in signals:
         if not s.confirm or s.mid is None:
             continue
@@ -89,16 +156,8 @@ def signal_markouts(
             ts = times[s.symbol]
             i = bisect.bisect_right(ts, at) - 1
             moves.append(direction * (mids[s.symbol][i] / s.mid - 1.0) * 1e4)
-        out.append(
-            Markout(
-                symbol=s.symbol,
-                ts_ms=s.ts_ms,
-                strength="strong" if s.signal_type.startswith("strong_") else "normal",
-                regime=s.regime,
-                half_spread_bps=(s.spread_bps or 0.0) / 2,
-                moves=tuple(moves),
-            )
-        )
+        strength = "strong" if s.signal_type.startswith("strong_") else "normal"
+        out.append(s.symbol, strength, s.regime, (s.spread_bps or 0.0) / 2, moves)
     return out
 
 
@@ -110,35 +169,35 @@ def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
     return center - half, center + half
 
 
-def _mean_ci(values: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
+def _mean_ci(values: np.ndarray) -> tuple[float, tuple[float, float] | None]:
     n = len(values)
-    mean = sum(values) / n
+    mean = float(values.sum()) / n
     if n < 2:
         return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    sd = math.sqrt(float(((values - mean) ** 2).sum()) / (n - 1))
     half = Z95 * sd / math.sqrt(n)
     return mean, (mean - half, mean + half)
 
 
-def _median_ci(values: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
+def _median_ci(values: np.ndarray) -> tuple[float, tuple[float, float] | None]:
     """Median, and its 95% interval from the order statistics j, k around n/2."""
-    xs = sorted(values)
+    xs = np.sort(values)
     n = len(xs)
-    median = xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+    median = float(xs[n // 2]) if n % 2 else (float(xs[n // 2 - 1]) + float(xs[n // 2])) / 2
     j = math.floor(n / 2 - Z95 * math.sqrt(n) / 2)
     k = math.ceil(n / 2 + Z95 * math.sqrt(n) / 2)
     if j < 1 or k > n:
         return median, None
-    return median, (xs[j - 1], xs[k - 1])
+    return median, (float(xs[j - 1]), float(xs[k - 1]))
 
 
-def _stats(horizon_s: int, moves: Sequence[float | None]) -> HorizonStats:
-    done = [m for m in moves if m is not None]
-    hits = sum(m > 0 for m in done)
-    misses = sum(m < 0 for m in done)
+def _stats(horizon_s: int, moves: np.ndarray) -> HorizonStats:
+    done = moves[~np.isnan(moves)]
+    hits = int((done > 0).sum())
+    misses = int((done < 0).sum())
     decided = hits + misses
-    mean, mean_ci = _mean_ci(done) if done else (None, None)
-    median, median_ci = _median_ci(done) if done else (None, None)
+    mean, mean_ci = _mean_ci(done) if len(done) else (None, None)
+    median, median_ci = _median_ci(done) if len(done) else (None, None)
     return HorizonStats(
         horizon_s=horizon_s,
         count=len(done),
@@ -155,34 +214,37 @@ def _stats(horizon_s: int, moves: Sequence[float | None]) -> HorizonStats:
     )
 
 
-def _table(marks: Sequence[Markout], horizons_s: Sequence[int]) -> list[HorizonStats]:
-    return [_stats(h, [m.moves[i] for m in marks]) for i, h in enumerate(horizons_s)]
+def _table(marks: Markouts, rows: np.ndarray | None = None) -> list[HorizonStats]:
+    """Per horizon, over every signal or over ``rows``."""
+    out = []
+    for i, h in enumerate(marks.horizons_s):
+        moves = marks.column(i)
+        out.append(_stats(h, moves if rows is None else moves[rows]))
+    return out
 
 
-def _by(marks: Sequence[Markout], key: str, horizons_s: Sequence[int]) -> dict[str, list[HorizonStats]]:
-    groups: dict[str, list[Markout]] = {}
-    for m in marks:
-        groups.setdefault(getattr(m, key), []).append(m)
-    return {k: _table(v, horizons_s) for k, v in sorted(groups.items())}
+def _by(marks: Markouts, labels: _Labels) -> dict[str, list[HorizonStats]]:
+    return {name: _table(marks, rows) for name, rows in labels.groups().items()}
 
 
-def summarize(
-    marks: Sequence[Markout], *, horizons_s: Sequence[int], fee_bps: float, slippage_bps: float
-) -> MarkoutReport:
+def summarize(marks: Markouts, *, fee_bps: float, slippage_bps: float) -> MarkoutReport:
     """Statistics per horizon, per breakdown, and the edge against the cost of trading."""
     round_trip = 2 * (fee_bps + slippage_bps)
-    half_spread = sum(m.half_spread_bps for m in marks) / len(marks) if marks else 0.0
+    half_spreads = np.frombuffer(marks.half_spread_bps, dtype=np.float64)
+    half_spread = float(half_spreads.sum()) / len(marks) if len(marks) else 0.0
     edge = []
-    for i, h in enumerate(horizons_s):
-        done = [(move, round_trip + m.half_spread_bps) for m in marks if (move := m.moves[i]) is not None]
-        if not done:
+    for i, h in enumerate(marks.horizons_s):
+        moves = marks.column(i)
+        done = ~np.isnan(moves)
+        if not done.any():
             continue
-        mean_net, ci = _mean_ci([move - cost for move, cost in done])
+        move, cost = moves[done], round_trip + half_spreads[done]
+        mean_net, ci = _mean_ci(move - cost)
         edge.append(
             EdgeRow(
                 horizon_s=h,
-                mean_move_bps=sum(move for move, _ in done) / len(done),
-                cost_bps=sum(cost for _, cost in done) / len(done),
+                mean_move_bps=float(move.sum()) / len(move),
+                cost_bps=float(cost.sum()) / len(cost),
                 net_bps=mean_net,
                 net_ci=list(ci) if ci else None,
                 exceeds_cost=mean_net > 0,
@@ -190,12 +252,12 @@ def summarize(
             )
         )
     return MarkoutReport(
-        horizons_s=list(horizons_s),
+        horizons_s=list(marks.horizons_s),
         signals=len(marks),
-        all=_table(marks, horizons_s),
-        by_strength=_by(marks, "strength", horizons_s),
-        by_regime=_by(marks, "regime", horizons_s),
-        by_symbol=_by(marks, "symbol", horizons_s),
+        all=_table(marks),
+        by_strength=_by(marks, marks.strength),
+        by_regime=_by(marks, marks.regime),
+        by_symbol=_by(marks, marks.symbol),
         cost=CostModel(
             fee_bps=fee_bps,
             slippage_bps=slippage_bps,

@@ -102,16 +102,13 @@ def test_null_preset_has_bursts_and_blowouts_but_no_coupling() -> None:
 
 
 def pooled_markouts(preset: str, seeds: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    from v13.markouts import signal_markouts, summarize
+    from v13.markouts import Markouts, signal_markouts, summarize
 
-    horizons = CFG.report.markout_horizons_s
-    marks = []
+    marks = Markouts(CFG.report.markout_horizons_s)
     for seed in seeds:
         feats, signals = simulate(preset, seed)
-        marks += signal_markouts(feats, signals, horizons)
-    return summarize(
-        marks, horizons_s=horizons, fee_bps=CFG.broker.fee_bps, slippage_bps=CFG.broker.slippage_bps
-    )
+        signal_markouts(feats, signals, marks.horizons_s, into=marks)
+    return summarize(marks, fee_bps=CFG.broker.fee_bps, slippage_bps=CFG.broker.slippage_bps)
 
 
 def standard_errors(h) -> tuple[float, float]:  # type: ignore[no-untyped-def]

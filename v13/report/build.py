@@ -14,7 +14,7 @@ signals predicted the next moves and whether that pays for the cost (:mod:`v13.m
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import msgspec
@@ -33,7 +33,7 @@ from v13.contracts import (
 from v13.errors import ContractError
 from v13.fsutil import now_ms, utc_iso
 from v13.layout import Layout
-from v13.markouts import Markout, signal_markouts, summarize
+from v13.markouts import Markouts, signal_markouts, summarize
 from v13.pnl import PnlTally, Quote
 from v13.segments import SegmentFollower, discover_tails
 from v13.sinks import open_signal_reader
@@ -240,7 +240,7 @@ def assemble_report(
     *,
     unprocessed_tail: int,
     missing_signals: int,
-    marks: Sequence[Markout],
+    marks: Markouts,
     pnl: PnlTally,
     last_mid: Mapping[str, float],
     dropped: int,
@@ -292,12 +292,7 @@ def assemble_report(
         unprocessed_tail=unprocessed_tail,
         missing_signals=missing_signals,
         orders=order_summary,
-        markouts=summarize(
-            marks,
-            horizons_s=cfg.report.markout_horizons_s,
-            fee_bps=cfg.broker.fee_bps,
-            slippage_bps=cfg.broker.slippage_bps,
-        ),
+        markouts=summarize(marks, fee_bps=cfg.broker.fee_bps, slippage_bps=cfg.broker.slippage_bps),
         pnl=pnl.report(last_mid),
         warnings=warnings,
     )

@@ -26,7 +26,7 @@ from v13.config import Config
 from v13.contracts import OrderRow, ReportRow, SignalRow, decode_row
 from v13.errors import ContractError
 from v13.layout import Layout
-from v13.markouts import Markout, signal_markouts
+from v13.markouts import Markouts, signal_markouts
 from v13.pnl import PnlTally, Quote
 from v13.reader import StreamReader
 from v13.report.build import (
@@ -76,7 +76,7 @@ class LiveReport:
         self._orders_at = 0  # byte offset of the next unread order line
         self._counts = SignalCounts()
         self._symbols: dict[str, _Symbol] = {}
-        self._resolved: list[Markout] = []
+        self._resolved = Markouts(self.horizons_s)
         self._pnl = PnlTally()
 
     def refresh(self, *, generated_ms: int | None = None) -> ReportRow:
@@ -96,16 +96,17 @@ class LiveReport:
                 self._add_feature(FeaturePoint(ts_ms=row.ts_ms, symbol=row.symbol, mid=row.mid))
         for order in orders:
             self._add_order(order)
-        pending: list[Markout] = []
         for st in self._symbols.values():
             self._resolve(st)
+        marks = self._resolved.copy()
+        for st in self._symbols.values():
             if st.pending:
-                pending += signal_markouts(st.window, st.pending, self.horizons_s)
+                signal_markouts(st.window, st.pending, self.horizons_s, into=marks)
         return assemble_report(
             self.cfg, self.run_id, self._counts,
             unprocessed_tail=sum(len(st.unsettled) for st in self._symbols.values()),
             missing_signals=sum(len(st.missing) for st in self._symbols.values()),
-            marks=self._resolved + pending, pnl=self._pnl,
+            marks=marks, pnl=self._pnl,
             last_mid={s: st.last_mid for s, st in self._symbols.items() if st.last_mid is not None},
             dropped=run_dropped(self.layout, self.run_id),
             deadletter=deadletter_entries(self.layout, self.run_id),
@@ -175,7 +176,7 @@ class LiveReport:
         while st.pending and st.pending[0].ts_ms + self._last_horizon_ms <= st.last_ts:
             done.append(st.pending.popleft())
         if done:
-            self._resolved += signal_markouts(st.window, done, self.horizons_s)
+            signal_markouts(st.window, done, self.horizons_s, into=self._resolved)
         # later signals come after last_signal; open ones start at pending[0]
         keep_from = min(st.pending[0].ts_ms if st.pending else st.last_signal + 1, st.last_signal + 1)
         while len(st.window) > 1 and st.window[0].ts_ms < keep_from:
