@@ -10,10 +10,10 @@ the other stages stopped), kept up to date from the rows added since the last re
 from __future__ import annotations
 
 import argparse
-import gc
 import time
 from pathlib import Path
 
+from v13.cli import release_free_memory
 from v13.contracts import ReportRow
 from v13.errors import UsageError
 from v13.layout import Layout
@@ -26,12 +26,13 @@ __all__ = ["main", "refresh_summary"]
 
 
 def refresh_summary(live: LiveReport, paths: dict[str, Path]) -> ReportRow:
-    """Bring the report up to date and rewrite its summary files. Then a full garbage collection:
-    a chart's figure is a web of reference cycles, which the stages' raised collection thresholds
-    (:mod:`v13.cli`) would otherwise leave to pile up, several MB per refresh."""
+    """Bring the report up to date and rewrite its summary files. Then a full garbage collection
+    and the freed memory handed back: a chart's figure is a web of reference cycles, which the
+    stages' raised collection thresholds (:mod:`v13.cli`) would otherwise leave to pile up,
+    several MB per refresh."""
     report = live.refresh()
     write_report(report, paths, chart=live.cfg.report.chart)
-    gc.collect()
+    release_free_memory()
     return report
 
 
