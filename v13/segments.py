@@ -302,7 +302,9 @@ class SegmentWriter:
         return None
 
     def write(self, line: bytes, ts_ms: int) -> None:
-        """Append one JSON line (without newline); ``ts_ms`` (event time) names a new segment."""
+        """Append one JSON line (without newline); ``ts_ms`` (event time) names a new segment.
+        Buffered: it reaches the file at the next :meth:`flush`, or the first :meth:`tick` after
+        ``flush_s`` (a writer of thousands of streams ticks them all once per loop, not per row)."""
         if self._path is None:
             self._open(ts_ms)
         elif ts_ms // 86_400_000 != self._day_no:
@@ -311,7 +313,8 @@ class SegmentWriter:
         self._buf.append(line)
         self._size += len(line) + 1
         self.rows_written += 1
-        self.tick()
+        if self._size >= self.max_bytes:
+            self.seal()
 
     def tick(self, now: float | None = None) -> None:
         """Flush when the flush interval has passed; seal on the rotation time or size. ``now``:

@@ -58,6 +58,7 @@ def test_rotation_on_time_seals_into_ready_in_write_order(tmp_path: Path) -> Non
     w = SegmentWriter(spool, ready, TAIL, writer_id="run1-1", rotate_s=60, clock=clock)
     for i in range(30):
         w.write(trade_line(i), DAY0 + i * 10_000)
+        w.tick()  # the owner ticks its writers every loop; a write alone never rotates on time
         clock.t += 10  # 10 s per row: a seal every 6 rows
     w.close()
     sealed = files(ready, "*.jsonl")

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress("v13.sim", total=steps, unit="steps")
     for i in range(steps):
         clock.ms = market.next_ms
+        streams.tick()  # rotations on the simulated clock
         for row in market.step():
             if engine is not None:
                 for feature in engine.on_row(row):
