@@ -261,6 +261,7 @@ class SegmentWriter:
         phase = zlib.crc32(tail.encode()) / 2**32 if stagger else 0.0
         self._rotate_first = rotate_s * (1.0 - 0.5 * phase)
         self._path: Path | None = None
+        self._path_bytes = b""
         self._ino = 0
         self._partition: str | None = None
         self._day_no = -1  # UTC day number of the partition
@@ -359,7 +360,7 @@ class SegmentWriter:
             self._buf.append(b"")  # the last line's newline
             data = b"\n".join(self._buf)
             self._buf.clear()
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(self._path_bytes, os.O_WRONLY | os.O_APPEND)  # bytes: no conversion per flush
             try:
                 view = memoryview(data)
                 while view:
@@ -388,6 +389,7 @@ class SegmentWriter:
         self._ino = os.fstat(fd).st_ino
         os.close(fd)
         self._path = path
+        self._path_bytes = os.fsencode(path)
         self._opened_at = self._last_flush = self._clock()
         self._size = 0
 

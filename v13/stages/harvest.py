@@ -51,14 +51,24 @@ class HarvestOutput:
         self.last_recv_ms: int | None = None  # the source's clock: a replay's lag is held against it
 
     def rows(self, rows: Iterable[Row]) -> None:
-        rt = self.rt
-        for row in rows:
-            self.features(self.engine.on_row(row))
-            self.streams.write(row)
-            rt.count("in")
-            rt.count("trades" if isinstance(row, TradeRow) else "books")
-            rt.last_event_ts_ms = row.ts_ms
-            self.last_recv_ms = row.recv_ts_ms
+        on_row, write = self.engine.on_row, self.streams.write
+        count = trades = 0
+        last: Row | None = None
+        for last in rows:
+            if closed := on_row(last):
+                self.features(closed)
+            write(last)
+            count += 1
+            trades += type(last) is TradeRow
+        if last is not None:  # counted per batch: at a thousand symbols the rows are most of the work
+            counters = self.rt.counters
+            counters["in"] += count
+            if trades:
+                counters["trades"] += trades
+            if count > trades:
+                counters["books"] += count - trades
+            self.rt.last_event_ts_ms = last.ts_ms
+            self.last_recv_ms = last.recv_ts_ms
 
     def frame(self, raw: bytes, recv_ms: int, symbol: str | None, source: str) -> None:
         """One raw exchange frame (live or recorded); a malformed one goes to the deadletter."""
