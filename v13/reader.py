@@ -59,13 +59,15 @@ class StreamReader:
         self.rejected = 0
         self._unfinished: set[str] = set()  # streams that filled their share of the last poll
         self._last_sweep = float("-inf")
-        self._tail_of: dict[Path, str] = {}  # a stream's directory -> its tail
+        self._tail_of: dict[Path, str] = {}  # a stream's directory -> its tail ("": above streams)
+        self._above_streams: set[str] = {""}  # a partition, and the directories between it and streams
 
     def rewind(self) -> None:
         """Start again from the first segment of every stream (of ``stem_filter``)."""
         self._saved = {}
         self.followers = {}
         self._tail_of = {}
+        self._above_streams = {""}
         self._last_discover = float("-inf")
 
     def poll(self, max_rows: int = 5000, changed: set[Path] | None = None) -> list[tuple[str, Any]]:
@@ -118,7 +120,14 @@ class StreamReader:
 
     def _tails_in(self, changed: set[Path]) -> set[str] | None:
         """The streams the changed directories hold; None when one is not a known stream's
-        (a new partition or stream: look everywhere)."""
+        (a new partition or stream: look everywhere).
+
+        A partition directory, or one between a partition and known streams (``BTCUSDT`` above
+        ``BTCUSDT/trades``), changes when a directory is made in it: the first segment a stream
+        seals into a new partition makes its directories in ready/. The watch reports the new
+        directories too, so they are judged themselves: known streams' directories explain the
+        change, a new stream's does not. Otherwise the first rotation of a thousand streams would
+        make a thousand walks of the whole tree."""
         tails: set[str] = set()
         for directory in changed:
             tail = self._tail_of.get(directory)
@@ -128,11 +137,15 @@ class StreamReader:
                         parts = directory.relative_to(root).parts
                     except ValueError:
                         continue
+                    if not parts:
+                        return None  # a root: a new partition
                     tail = "/".join(parts[1:])
-                    if tail not in self.followers:
+                    if tail in self._above_streams:
+                        tail = ""
+                    elif tail not in self.followers:
                         return None
                     self._tail_of[directory] = tail  # one entry per stream and partition
-            if tail is not None:
+            if tail:
                 tails.add(tail)
         return tails
 
@@ -144,6 +157,8 @@ class StreamReader:
         tails = self._fixed_tails or discover_tails(self.spool, self.ready)
         for tail in tails:
             if tail not in self.followers:
+                parts = tail.split("/")
+                self._above_streams.update("/".join(parts[:i]) for i in range(1, len(parts)))
                 self.followers[tail] = SegmentFollower(
                     self.spool,
                     self.ready,

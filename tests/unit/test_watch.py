@@ -115,3 +115,67 @@ def test_a_poll_given_the_changed_directories_reads_those_streams_only(tmp_path:
     assert [row.symbol for _t, row in reader.poll(changed=new_stream)] == ["C"]
     for w in (*writers.values(), c):
         w.close()
+
+
+def test_first_seals_into_new_ready_directories_do_not_make_the_reader_walk_the_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stream's first seal makes its directories in ready/ (the partition's listing changes);
+    the watch announces them, and the reader explains them by the streams it follows. A new
+    partition, or a new stream's directory, is not explained: one walk each."""
+    import v13.reader
+
+    walks: list[int] = []
+    real = v13.reader.discover_tails
+
+    def counting(spool: Path, ready: Path) -> list[str]:
+        walks.append(1)
+        return real(spool, ready)
+
+    monkeypatch.setattr(v13.reader, "discover_tails", counting)
+    spool, ready = tmp_path / "spool", tmp_path / "ready"
+    symbols = [f"S{i}" for i in range(5)]
+    writers = {s: SegmentWriter(spool, ready, f"{s}/trades", writer_id="w", flush_s=0.0) for s in symbols}
+    for s, w in writers.items():
+        w.write(trade_line(s, 0), DAY0)
+        w.flush()
+    watch = ChangeWatch([spool, ready])
+    reader = StreamReader(spool, ready, "trade")
+    assert len(reader.poll()) == 5
+    assert len(walks) == 1
+
+    def seal_and_read(names: list[str], wait_for: Path) -> list[tuple[str, int]]:
+        for s in names:
+            writers[s].seal()  # into ready/20251128/<s>/trades, made now
+            writers[s].write(trade_line(s, 1), DAY0 + 1000)
+            writers[s].flush()
+        rows: list = []
+        seen: set[Path] = set()
+        deadline = time.monotonic() + 5
+        while (len(rows) < len(names) or wait_for not in seen) and time.monotonic() < deadline:
+            changed = watch.wait(0.2)
+            assert changed is not None
+            seen |= changed
+            rows += reader.poll(changed=changed)
+        assert ready / "20251128" in seen  # the partition's listing changed
+        return sorted((row.symbol, row.trade_id) for _t, row in rows)
+
+    assert seal_and_read(symbols[:1], ready / "20251128" / "S0" / "trades") == [("S0", 1)]
+    assert len(walks) == 2  # the partition is new in ready/
+    leaf = ready / "20251128" / symbols[-1] / "trades"
+    assert seal_and_read(symbols[1:], leaf) == [(s, 1) for s in symbols[1:]]
+    assert len(walks) == 2  # four new stream directories in a known partition: no walk
+    new = SegmentWriter(spool, ready, "NEW/trades", writer_id="w", flush_s=0.0)
+    new.write(trade_line("NEW", 0), DAY0)
+    new.flush()
+    rows: list = []
+    deadline = time.monotonic() + 5
+    while not rows and time.monotonic() < deadline:
+        changed = watch.wait(0.2)
+        assert changed is not None
+        rows += reader.poll(changed=changed)
+    assert [row.symbol for _t, row in rows] == ["NEW"]
+    assert len(walks) == 3  # a stream it did not know
+    for w in (*writers.values(), new):
+        w.close()
+    watch.close()
