@@ -234,6 +234,7 @@ class ReportConfig(_Section):
     interval_s: Annotated[float, Field(gt=0, le=60)]
     chart: bool
     markout_horizons_s: Annotated[list[PosInt], Field(min_length=1)]
+    niceness: Annotated[int, Field(ge=0, le=19)]
 
 
 class OrchestratorConfig(_Section):

@@ -10,6 +10,7 @@ from contextlib import closing
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
 from tests.integration.stack import Stack, wait_for
@@ -73,6 +74,10 @@ def test_four_stages_run_stop_cleanly_and_the_report_matches_a_recount(make_stac
         stack.start(name)
     for name in ("signal", "broker", "report"):
         stack.wait_started(name)
+    # the report's refreshes yield the CPU to the live stages (report.niceness)
+    niceness = {name: psutil.Process(stack.procs[name].pid).nice() for name in stack.procs}
+    base = psutil.Process().nice()
+    assert niceness == {"harvest": base, "signal": base, "broker": base, "report": min(19, base + 10)}
     orders = stack.root / "runtime/mock_orders.jsonl"
 
     def both_sides() -> bool:

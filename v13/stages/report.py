@@ -10,6 +10,7 @@ the other stages stopped), kept up to date from the rows added since the last re
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--tail {args.tail} must be a <runtime>/ready/signal directory")
         overrides = {"paths.runtime_dir": str(runtime_dir)}
     cfg, layout = stage_setup(args, overrides)
+    # a refresh is a burst of a core every interval_s; at a lower priority it does not take
+    # the CPU from the stages that keep up with the market
+    os.nice(cfg.report.niceness)
     rt = StageRuntime("report", cfg, layout)
     run_id = rt.run_id
     paths = layout.summary_paths(run_id)
