@@ -78,6 +78,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(n: int, minutes: float, sink: str, keep: Path | None, rss_series: bool) -> dict[str, object]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"bench-{n}-", dir=keep))
     syms = symbols(n)
     argv = [sys.executable, "-m", "orchestrator.run", "--minutes", f"{minutes:g}", "--sink", sink,
