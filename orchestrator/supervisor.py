@@ -23,6 +23,9 @@ from v13.layout import Layout
 __all__ = ["ChildStatus", "ProcState", "Supervisor"]
 
 METRICS_EVERY_S = 2.0
+# while children start: a stage is ready 0.3-1 s after its launch, and the probe's delay is
+# part of what the run's Ready times say (reading four log files 50 times a second costs nothing)
+READY_POLL_S = 0.02
 
 
 class ChildStatus(StrEnum):
@@ -156,7 +159,7 @@ class Supervisor:
             if stop() or self.clock() > deadline:
                 return False
             self.poll()
-            time.sleep(0.1)
+            time.sleep(READY_POLL_S)
         return True
 
     # -- health ------------------------------------------------------------------------------
