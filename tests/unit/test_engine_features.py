@@ -230,3 +230,20 @@ def test_a_trade_id_jump_resets_like_a_time_gap() -> None:
     assert [f.gap for f in feats] == [True, False]
     assert feats[0].cvd == feats[0].cvd_delta == 1.0  # cvd restarted from this interval's trades
     assert feats[1].cvd == 2.0
+
+
+def test_a_source_watermark_closes_every_interval_it_passes_whichever_symbol_opened_it() -> None:
+    """One symbol runs ahead, another opens an earlier interval afterwards: a watermark past that
+    interval closes it (and one before every open interval closes nothing)."""
+    engine = FeatureEngine(CFG)
+    ahead = BookRow(ts_ms=T0 + 2_500, recv_ts_ms=T0 + 2_510, symbol="A", bids=[(100.0, 5.0)],
+                    asks=[(100.1, 5.0)], update_id=1, prev_update_id=0, src="sim")  # fmt: skip
+    assert engine.on_row(ahead) == []
+    assert engine.source_watermark(T0 + 2_000) == []  # A's interval ends at T0 + 3,000
+    behind = BookRow(ts_ms=T0 + 1_500, recv_ts_ms=T0 + 1_505, symbol="B", bids=[(50.0, 5.0)],
+                     asks=[(50.1, 5.0)], update_id=1, prev_update_id=0, src="sim")  # fmt: skip
+    assert engine.on_row(behind) == []
+    assert [(f.symbol, f.ts_ms) for f in engine.source_watermark(T0 + 2_000)] == [("B", T0 + 2_000)]
+    assert engine.source_watermark(T0 + 2_999) == []
+    assert [(f.symbol, f.ts_ms) for f in engine.source_watermark(T0 + 3_000)] == [("A", T0 + 3_000)]
+    assert engine.finish() == []

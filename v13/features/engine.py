@@ -131,6 +131,9 @@ class FeatureEngine:
         self.weights = list(cfg.ofi_weights[: cfg.ofi_levels])
         self._symbols: dict[str, _Symbol] = {}
         self.late_rows = 0
+        # at most the end of every open interval (None: none open); intervals closed by the
+        # clock may leave it lower than needed, which only costs a pass that closes nothing
+        self._earliest_end: int | None = None
 
     def on_row(self, row: TradeRow | BookRow) -> list[FeatureRow]:
         """Feed one row; returns the feature rows of the intervals that closed before it."""
@@ -175,12 +178,16 @@ class FeatureEngine:
         """The source guarantees that no row with an event time before ``event_ms`` is still to
         come (the simulator, at each step's end): close every interval that ends by then. A
         replay without it closes the same intervals, with the same rows, a little later."""
-        return [
+        if self._earliest_end is None or event_ms < self._earliest_end:
+            return []  # most calls, at a watermark every simulator step: no pass over the symbols
+        out = [
             self._close(sym, st, end)
             for sym, st in self._symbols.items()
             for end in sorted(st.open)
             if end <= event_ms
         ]
+        self._earliest_end = min((min(st.open) for st in self._symbols.values() if st.open), default=None)
+        return out
 
     def finish(self) -> list[FeatureRow]:
         """Close every open interval (end of input)."""
@@ -224,6 +231,8 @@ class FeatureEngine:
         iv = st.open.get(end)
         if iv is None:
             iv = st.open[end] = _Interval(end_ms=end)
+            if self._earliest_end is None or end < self._earliest_end:
+                self._earliest_end = end
         if late:
             iv.late_rows += 1
             self.late_rows += 1
