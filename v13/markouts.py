@@ -70,9 +70,10 @@ class _Labels:
             self.names.append(name)
         self.codes.append(code)
 
-    def extend(self, other: _Labels) -> None:
-        for code in other.codes:
-            self.append(other.names[code])
+    def copy(self) -> _Labels:
+        out = _Labels()
+        out.names, out.index, out.codes = list(self.names), dict(self.index), self.codes[:]
+        return out
 
     def groups(self) -> dict[str, np.ndarray]:
         """Row numbers per name, names sorted."""
@@ -106,19 +107,12 @@ class Markouts:
         self.strength.append(strength)
         self.regime.append(regime)
 
-    def extend(self, other: Markouts) -> None:
-        if other.horizons_s != self.horizons_s:
-            raise ValueError(f"markouts at horizons {other.horizons_s} added to ones at {self.horizons_s}")
-        for column, more in zip(self.moves, other.moves, strict=True):
-            column.extend(more)
-        self.half_spread_bps.extend(other.half_spread_bps)
-        self.symbol.extend(other.symbol)
-        self.strength.extend(other.strength)
-        self.regime.extend(other.regime)
-
     def copy(self) -> Markouts:
+        """An independent copy (array copies: no work per signal)."""
         out = Markouts(self.horizons_s)
-        out.extend(self)
+        out.moves = tuple(column[:] for column in self.moves)
+        out.half_spread_bps = self.half_spread_bps[:]
+        out.symbol, out.strength, out.regime = self.symbol.copy(), self.strength.copy(), self.regime.copy()
         return out
 
     def column(self, i: int) -> np.ndarray:
