@@ -9,8 +9,12 @@ Example (the shape of each stage's ``run``)::
     rt.stopped()                       # logs "Stopped"
 
 SIGTERM and SIGINT only set a flag: the loop finishes its batch, then the stage seals, flushes
-and checkpoints and exits 0. A stage that cannot go on calls :meth:`StageRuntime.fail`: the
-status file says ``failed`` with the reason, and the process exits 1.
+and checkpoints and exits 0. The handler takes no lock and writes no log line: it runs in the main
+thread between two bytecodes, perhaps inside ``Event.wait`` (whose lock is not reentrant) or a
+write to stderr, so a thread of its own wakes on a pipe, logs ``Stopping`` and sets the event.
+
+A stage that cannot go on calls :meth:`StageRuntime.fail`: the status file says ``failed`` with
+the reason, and the process exits 1.
 
 Every stage belongs to the run that holds the root (:mod:`v13.runlock`): under the
 orchestrator, the run id comes from ``V13_RUN_ID`` and must be the holder's; a stage started by
@@ -20,6 +24,7 @@ run recorded in ``runtime/run.json``) and joins the holder's run when it is not.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -110,6 +115,11 @@ class StageRuntime:
         self.caught_up: tuple[int, int] | None = None
         self.lag_clock: Callable[[], int | None] | None = None  # a replay's clock; default the wall clock
         self._stop = threading.Event()
+        self._signum: int | None = None
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._stop_logger = threading.Thread(target=self._log_stop, name="stop-signal", daemon=True)
+        self._stop_logger.start()
         self._last_status = 0.0
         self._last_counters_log = time.monotonic()
         self.status_every_s = min(cfg.harvest.status_interval_s, 2.0)
@@ -121,13 +131,20 @@ class StageRuntime:
 
     # -- stop --------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        if not self._stop.is_set():
-            self.log(f"Stopping signal={signal.Signals(signum).name}")
+        if self._signum is None:
+            self._signum = signum
+        with contextlib.suppress(BlockingIOError):  # a full pipe: the logger has long been woken
+            os.write(self._wake_write, b"\0")
+
+    def _log_stop(self) -> None:
+        os.read(self._wake_read, 1)
+        assert self._signum is not None
+        self.log(f"Stopping signal={signal.Signals(self._signum).name}")
         self._stop.set()
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._signum is not None
 
     @property
     def stop_event(self) -> threading.Event:
@@ -142,7 +159,10 @@ class StageRuntime:
     def log(self, message: str, **fields: Any) -> None:
         extra = "".join(f" {k}={v}" for k, v in fields.items())
         stamp = utc_iso(now_ms())
-        print(f"{stamp} {self.name} {message}{extra}", file=sys.stderr, flush=True)
+        sys.stderr.write(
+            f"{stamp} {self.name} {message}{extra}\n"
+        )  # one write: lines of two threads stay whole
+        sys.stderr.flush()
 
     def started(self, **fields: Any) -> None:
         self.state = "ready"
@@ -151,6 +171,8 @@ class StageRuntime:
         self.state = "running"
 
     def stopped(self) -> None:
+        if self.stopping:
+            self._stop_logger.join()  # "Stopping" is logged before "Stopped"
         if self.state != "failed":
             self.state = "stopping"
         self.write_status()
