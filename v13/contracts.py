@@ -40,6 +40,7 @@ __all__ = [
     "SymbolPnl",
     "TradeRow",
     "decode_row",
+    "decode_rows",
     "encode_row",
     "render_markdown",
 ]
@@ -88,6 +89,25 @@ class TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
             _finite(self, "price", "qty", positive=True)
 
 
+def _fine_book(bids: list[Level], asks: list[Level]) -> bool:
+    """The common case, one chained comparison per level: bids strictly falling from below inf to
+    above 0, asks strictly rising from above the best bid to below inf (so not crossed), every
+    quantity in [0, inf); NaN fails every comparison. False sends the row through the
+    level-by-level check, which says what is wrong."""
+    inf = math.inf
+    prev = inf
+    for price, qty in bids:
+        if not (0.0 < price < prev and 0.0 <= qty < inf):
+            return False
+        prev = price
+    prev = bids[0][0]
+    for price, qty in asks:
+        if not (prev < price < inf and 0.0 <= qty < inf):
+            return False
+        prev = price
+    return True
+
+
 class BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A top-N order book snapshot, best level first; or, with ``reset``, the point from which the
     book is unknown (reconnect, resync) until the next snapshot."""
@@ -109,6 +129,8 @@ class BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
             return
         if not self.bids or not self.asks:
             raise ContractError("fields 'bids' and 'asks' need at least one level each")
+        if _fine_book(self.bids, self.asks):
+            return
         for name, levels, step in (("bids", self.bids, -1.0), ("asks", self.asks, 1.0)):
             prev = None
             for price, qty in levels:
@@ -396,6 +418,15 @@ def decode_row(kind: str, line: bytes | str) -> Any:
         raise ContractError(f"{kind} row invalid: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ContractError(f"{kind} row is not valid JSON: {exc}") from None
+
+
+def decode_rows(kind: str, lines: list[bytes]) -> list[Any] | None:
+    """Every line decoded as by :func:`decode_row`, each line on its own, in one C-level loop; None
+    when any line fails (the caller decodes them one by one to learn which and why)."""
+    try:
+        return list(map(_DECODERS[kind].decode, lines))
+    except (ContractError, msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 def encode_row(row: msgspec.Struct) -> bytes:

@@ -18,11 +18,12 @@ poll follows the rows, not the number of streams.
 from __future__ import annotations
 
 import time
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from v13.checkpoint import StreamPositions
-from v13.contracts import decode_row
+from v13.contracts import decode_row, decode_rows
 from v13.deadletter import Deadletter
 from v13.errors import ContractError
 from v13.segments import Position, SegmentFollower, discover_tails
@@ -90,6 +91,11 @@ class StreamReader:
             taken = 0
             for chunk in follower.read_chunks(per_tail):
                 taken += len(chunk.lines)
+                lines = chunk.lines if b"" not in chunk.lines else [x for x in chunk.lines if x]
+                rows = decode_rows(self.kind, lines)
+                if rows is not None:
+                    out.extend(zip(repeat(tail), rows))
+                    continue
                 for i, line in enumerate(chunk.lines):
                     if not line:
                         continue

@@ -239,6 +239,19 @@ def test_malformed_rows_go_to_the_deadletter_and_reading_goes_on(tmp_path: Path)
     assert len(deadletter_entries(tmp_path / "deadletter")) == 3
 
 
+def test_blank_lines_are_passed_over_and_a_line_of_spaces_goes_to_the_deadletter(tmp_path: Path) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", clock=Clock())
+    for line in (trade_line(0), b"", trade_line(1), b"", b"", trade_line(2), b"   ", trade_line(3)):
+        w.write(line, DAY0)
+    w.close()
+    dl = Deadletter(tmp_path / "deadletter" / "signal", "signal", "run1")
+    reader = StreamReader(spool, ready, "trade", deadletter=dl)
+    assert [row.trade_id for _t, row in reader.poll()] == [0, 1, 2, 3]
+    assert [e["line"] for e in deadletter_entries(tmp_path / "deadletter")] == ["   "]
+    assert reader.rejected == 1
+
+
 def deadletter_entries(root: Path) -> list[dict]:
     return [orjson.loads(x) for f in sorted(root.rglob("*.jsonl")) for x in f.read_bytes().splitlines()]
 

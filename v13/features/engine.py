@@ -39,6 +39,7 @@ Example::
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -50,18 +51,10 @@ from v13.features.rolling import RollingStats, RollingSum
 __all__ = ["FeatureEngine"]
 
 Level = tuple[float, float]
+_by_mid = operator.itemgetter(0)  # of a history entry (mid, z_ofi, z_cvd)
 
 
-@dataclass
-class _Book:
-    """The book as one row left it: its best prices and event time, or unknown (a reset)."""
-
-    bid: float | None
-    ask: float | None
-    ts_ms: int
-
-
-@dataclass
+@dataclass(slots=True)
 class _Interval:
     """Accumulators of one open interval."""
 
@@ -72,18 +65,20 @@ class _Interval:
     cvd_delta: float = 0.0
     trades: int = 0
     volume_usd: float = 0.0
-    max_lag_ms: float | None = None
+    max_lag_ms: int | None = None
     late_rows: int = 0
-    book: _Book | None = None  # the last book row counted here (None: the book carries over)
+    book: BookRow | None = None  # the last book row counted here (None: the book carries over)
     reset: bool = False  # the statistics reset inside this interval
 
 
-@dataclass
+@dataclass(slots=True)
 class _Symbol:
     """Per-symbol state that lives across intervals."""
 
     cfg: FeaturesConfig
     open: dict[int, _Interval] = field(default_factory=dict)  # by end_ms
+    first_end: int | None = None  # min(open), or None when none is open
+    current: _Interval | None = None  # the open interval the last on-time row went to
     closed_end: int | None = None
     clock: int = -1  # latest receive time or tick
     last_recv: int = -1
@@ -97,7 +92,7 @@ class _Symbol:
     last_trade_id: int | None = None
     prev_bids: list[Level] | None = None
     prev_asks: list[Level] | None = None
-    book: _Book | None = None  # the book as of the last closed interval's end
+    book: BookRow | None = None  # the last book row as of the last closed interval's end
     prev_mid: float | None = None
     cvd: float = 0.0
     ofi_stats: RollingStats = field(init=False)
@@ -131,6 +126,11 @@ class FeatureEngine:
         self.weights = list(cfg.ofi_weights[: cfg.ofi_levels])
         self._symbols: dict[str, _Symbol] = {}
         self.late_rows = 0
+        self._step = cfg.interval_ms
+        self._gap_ms = cfg.gap_ms
+        self._route_idle_ms = cfg.route_idle_ms
+        self._lateness_ms = cfg.allowed_lateness_ms
+        self._quiet_grace_ms = cfg.quiet_grace_ms
         # at most the end of every open interval (None: none open); intervals closed by the
         # clock may leave it lower than needed, which only costs a pass that closes nothing
         self._earliest_end: int | None = None
@@ -141,14 +141,23 @@ class FeatureEngine:
         if st is None:
             st = self._symbols[row.symbol] = _Symbol(self.cfg)
         ts, recv = row.ts_ms, row.recv_ts_ms
-        out = self._tick(row.symbol, st, recv) if recv > st.clock else []
-        iv = self._interval_of(st, ts)
-        lag = float(recv - ts)
+        e_max = st.e_max
+        out = []
+        if recv > st.clock:
+            st.clock = recv
+            first_end = st.first_end
+            if first_end is not None and e_max is not None and self._due(st, first_end, e_max, recv):
+                out = self._close_due(row.symbol, st, e_max, recv)
+        # the interval of the row: most rows go where the symbol's previous row went
+        iv = st.current
+        if iv is None or not iv.end_ms - self._step <= ts < iv.end_ms:
+            iv = self._interval_of(st, ts)
+        lag = recv - ts
         if iv.max_lag_ms is None or lag > iv.max_lag_ms:
             iv.max_lag_ms = lag
-        if st.e_max is not None and ts - st.e_max > self.cfg.gap_ms:
+        if e_max is not None and ts - e_max > self._gap_ms:
             iv.reset = True
-        if recv - st.last_recv > self.cfg.route_idle_ms:
+        if recv - st.last_recv > self._route_idle_ms:
             st.resumed_at = recv
         if isinstance(row, BookRow):
             self._on_book(st, iv, row)
@@ -156,11 +165,18 @@ class FeatureEngine:
                 st.book_event = ts
             st.book_recv = recv
         else:
-            self._on_trade(st, iv, row)
+            last_id = st.last_trade_id
+            if last_id is not None and row.trade_id != last_id + 1:
+                iv.reset = True  # trade ids jumped: trades were missed, CVD would be wrong
+            st.last_trade_id = row.trade_id
+            qty = row.qty
+            iv.cvd_delta += qty if row.side == "buy" else -qty
+            iv.trades += 1
+            iv.volume_usd += row.price * qty
             if st.trade_event is None or ts > st.trade_event:
                 st.trade_event = ts
             st.trade_recv = recv
-        if st.e_max is None or ts > st.e_max:
+        if e_max is None or ts > e_max:
             st.e_max = ts
         if recv > st.last_recv:
             st.last_recv = recv
@@ -186,7 +202,8 @@ class FeatureEngine:
             for end in sorted(st.open)
             if end <= event_ms
         ]
-        self._earliest_end = min((min(st.open) for st in self._symbols.values() if st.open), default=None)
+        ends = (st.first_end for st in self._symbols.values() if st.first_end is not None)
+        self._earliest_end = min(ends, default=None)
         return out
 
     def finish(self) -> list[FeatureRow]:
@@ -198,15 +215,21 @@ class FeatureEngine:
         if clock <= st.clock:
             return []
         st.clock = clock
-        if st.e_max is None or not st.open:
+        first_end, e_max = st.first_end, st.e_max
+        if first_end is None or e_max is None or not self._due(st, first_end, e_max, clock):
             return []
+        return self._close_due(symbol, st, e_max, clock)
+
+    def _due(self, st: _Symbol, first_end: int, e_max: int, clock: int) -> bool:
+        """Whether the first open interval may close: no route's watermark is past the latest
+        event time, so nothing can close before then, unless the quiet rule's projection
+        reaches further."""
+        quiet = clock - st.last_recv - self._quiet_grace_ms
+        return first_end <= e_max - self._lateness_ms + (quiet if quiet > 0 else 0)
+
+    def _close_due(self, symbol: str, st: _Symbol, e_max: int, clock: int) -> list[FeatureRow]:
         c = self.cfg
-        first_end = min(st.open)
-        # No route's watermark is past the latest event time: nothing can close before then,
-        # unless the quiet rule's projection reaches further (checked below).
         lateness = c.allowed_lateness_ms
-        if first_end > st.e_max - lateness + max(0, clock - st.last_recv - c.quiet_grace_ms):
-            return []
         events: list[int] = []
         flowing: list[int] = []
         for event, recv in ((st.book_event, st.book_recv), (st.trade_event, st.trade_recv)):
@@ -217,59 +240,59 @@ class FeatureEngine:
         if flowing and clock - st.resumed_at > c.route_idle_ms:
             events = flowing  # the silent route is sparse or down, not behind: it holds nothing back
         watermark = min(events) - lateness
-        quiet = st.e_max + (clock - st.last_recv) - lateness - c.quiet_grace_ms
+        quiet = e_max + (clock - st.last_recv) - lateness - c.quiet_grace_ms
         limit = max(watermark, quiet)
         return [self._close(symbol, st, end) for end in sorted(st.open) if end <= limit]
 
     def _interval_of(self, st: _Symbol, ts_ms: int) -> _Interval:
-        step = self.cfg.interval_ms
+        step = self._step
         end = ts_ms - ts_ms % step + step
-        late = st.closed_end is not None and end <= st.closed_end
+        closed_end = st.closed_end
+        late = closed_end is not None and end <= closed_end
         if late:
-            assert st.closed_end is not None
-            end = min(st.open) if st.open else st.closed_end + step
+            assert closed_end is not None
+            end = st.first_end if st.first_end is not None else closed_end + step
         iv = st.open.get(end)
         if iv is None:
             iv = st.open[end] = _Interval(end_ms=end)
+            if st.first_end is None or end < st.first_end:
+                st.first_end = end
             if self._earliest_end is None or end < self._earliest_end:
                 self._earliest_end = end
         if late:
             iv.late_rows += 1
             self.late_rows += 1
+        else:
+            st.current = iv
         return iv
 
     # -- per event -----------------------------------------------------------------------------
     def _on_book(self, st: _Symbol, iv: _Interval, row: BookRow) -> None:
+        iv.book = row
         if row.reset:
             st.prev_bids = st.prev_asks = None
-            iv.book = _Book(None, None, row.ts_ms)
             iv.reset = True
             return
-        n = min(len(self.weights), len(row.bids), len(row.asks))
+        bids, asks = row.bids, row.asks
         if st.prev_bids is not None and st.prev_asks is not None:
-            iv.ofi += multi_level_ofi(st.prev_bids, st.prev_asks, row.bids, row.asks, self.weights)
+            iv.ofi += multi_level_ofi(st.prev_bids, st.prev_asks, bids, asks, self.weights)
         depth = 0.0
-        for m in range(n):
-            depth += row.bids[m][1] + row.asks[m][1]
+        n = 0
+        for _, (_, qb), (_, qa) in zip(self.weights, bids, asks, strict=False):  # the levels both have
+            depth += qb + qa
+            n += 1
         iv.depth_sum += depth / (2 * n) if n else 0.0
         iv.books += 1
-        st.prev_bids, st.prev_asks = row.bids, row.asks
-        iv.book = _Book(row.bids[0][0], row.asks[0][0], row.ts_ms)
-
-    def _on_trade(self, st: _Symbol, iv: _Interval, row: TradeRow) -> None:
-        if st.last_trade_id is not None and row.trade_id != st.last_trade_id + 1:
-            iv.reset = True  # trade ids jumped: trades were missed, CVD would be wrong
-        st.last_trade_id = row.trade_id
-        signed = row.qty if row.side == "buy" else -row.qty
-        iv.cvd_delta += signed
-        iv.trades += 1
-        iv.volume_usd += row.price * row.qty
+        st.prev_bids, st.prev_asks = bids, asks
 
     # -- per interval --------------------------------------------------------------------------
     def _close(self, symbol: str, st: _Symbol, end: int) -> FeatureRow:
         c = self.cfg
         iv = st.open.pop(end)
         st.closed_end = end
+        st.first_end = min(st.open) if st.open else None
+        if iv is st.current:
+            st.current = None
         if iv.reset:
             st.clear_statistics()
         if iv.book is not None:
@@ -284,8 +307,8 @@ class FeatureEngine:
         st.cvd += iv.cvd_delta
 
         book = st.book
-        stale = book is not None and (book.bid is None or book.ts_ms < end - c.gap_ms)
-        bid, ask = (None, None) if book is None or stale else (book.bid, book.ask)
+        stale = book is not None and (book.reset or book.ts_ms < end - c.gap_ms)
+        bid, ask = (None, None) if book is None or stale else (book.bids[0][0], book.asks[0][0])
         mid = (bid + ask) / 2 if bid is not None and ask is not None else None
         spread_bps = (ask - bid) / mid * 1e4 if mid and bid is not None and ask is not None else None
         ret = (mid / st.prev_mid - 1.0) * 1e4 if mid and st.prev_mid else 0.0
@@ -319,7 +342,7 @@ class FeatureEngine:
             realized_vol_bps=st.vol_stats.std(),
             volume_usd=iv.volume_usd,
             return_1s=ret,
-            lag_ms=iv.max_lag_ms if iv.max_lag_ms is not None else 0.0,
+            lag_ms=float(iv.max_lag_ms) if iv.max_lag_ms is not None else 0.0,
             warmup=warmup,
             gap=iv.reset,
             late_rows=iv.late_rows,
@@ -333,8 +356,8 @@ class FeatureEngine:
         if abs(z_ofi) >= c.conflict_z and abs(z_cvd) >= c.conflict_z and z_ofi * z_cvd < 0:
             div = "ofi_cvd_conflict"
         elif mid is not None and len(st.history) == st.history.maxlen:
-            hi = max(st.history, key=lambda h: h[0])
-            lo = min(st.history, key=lambda h: h[0])
+            hi = max(st.history, key=_by_mid)
+            lo = min(st.history, key=_by_mid)
             if mid > hi[0] and hi[2] > 0 and (z_cvd < hi[2] or z_ofi < hi[1]):
                 div = "bear_div"
             elif mid < lo[0] and lo[2] < 0 and (z_cvd > lo[2] or z_ofi > lo[1]):

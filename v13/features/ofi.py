@@ -16,18 +16,7 @@ Level = tuple[float, float]
 
 def level_ofi(prev_bid: Level, prev_ask: Level, bid: Level, ask: Level) -> float:
     """OFI contribution of one level between two consecutive books."""
-    (pb0, qb0), (pa0, qa0) = prev_bid, prev_ask
-    (pb1, qb1), (pa1, qa1) = bid, ask
-    e = 0.0
-    if pb1 >= pb0:
-        e += qb1
-    if pb1 <= pb0:
-        e -= qb0
-    if pa1 <= pa0:
-        e -= qa1
-    if pa1 >= pa0:
-        e += qa0
-    return e
+    return multi_level_ofi((prev_bid,), (prev_ask,), (bid,), (ask,), (1.0,))
 
 
 def multi_level_ofi(
@@ -37,9 +26,19 @@ def multi_level_ofi(
     asks: Sequence[Level],
     weights: Sequence[float],
 ) -> float:
-    """Σ_m w_m·e_m over the levels present in both books."""
-    depth = min(len(weights), len(prev_bids), len(prev_asks), len(bids), len(asks))
+    """Σ_m w_m·e_m over the levels present in both books (one loop, no call per level: it runs
+    for every book row)."""
     total = 0.0
-    for m in range(depth):
-        total += weights[m] * level_ofi(prev_bids[m], prev_asks[m], bids[m], asks[m])
+    levels = zip(weights, prev_bids, prev_asks, bids, asks, strict=False)  # those present in all
+    for w, (pb0, qb0), (pa0, qa0), (pb1, qb1), (pa1, qa1) in levels:
+        e = 0.0
+        if pb1 >= pb0:
+            e += qb1
+        if pb1 <= pb0:
+            e -= qb0
+        if pa1 <= pa0:
+            e -= qa1
+        if pa1 >= pa0:
+            e += qa0
+        total += w * e
     return total

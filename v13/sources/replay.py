@@ -15,11 +15,14 @@ Binance public-data aggTrades files (CSV or zip).
 
 from __future__ import annotations
 
+import bisect
 import csv
 import heapq
 import io
+import operator
 import zipfile
 from collections.abc import Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ __all__ = [
 ]
 
 Row = TradeRow | BookRow
+_RECEIVED = operator.attrgetter("recv_ts_ms")  # a C-level key: it is called per row
 _US_THRESHOLD = 10**14  # epoch ms stay below this until the year 5138; µs are above it
 
 
@@ -70,21 +74,56 @@ def raw_roots(path: Path) -> tuple[Path, Path]:
     return DataLayout(path.parent).raw_spool.parent / path.name, path
 
 
-def _reader_rows(reader: StreamReader) -> Iterator[Any]:
+def _batches(reader: StreamReader) -> Iterator[list[Any]]:
     while batch := reader.poll(20_000):
-        for _tail, row in batch:
-            yield row
+        yield [row for _tail, row in batch]
+
+
+def merge_received(first: Iterator[list[Row]], second: Iterator[list[Row]]) -> Iterator[Row]:
+    """The rows of two streams of batches in the order of
+    ``heapq.merge(first_rows, second_rows, key=recv_ts_ms)``: the smaller head first, ``first``'s on
+    a tie. That order is taken a batch at a time (a bisect and a stable sort of what comes before
+    the end of the batch that runs out first); from a batch whose receive times step back on,
+    row by row."""
+    a: list[Row] = []
+    b: list[Row] = []
+    while True:
+        if not a:
+            a = next(first, [])
+        if not b:
+            b = next(second, [])
+        if not a or not b:
+            yield from a or b
+            yield from chain.from_iterable(first if a else second)
+            return
+        a_keys, b_keys = list(map(_RECEIVED, a)), list(map(_RECEIVED, b))
+        if not (_rising(a_keys) and _rising(b_keys)):
+            rest_a, rest_b = chain(a, chain.from_iterable(first)), chain(b, chain.from_iterable(second))
+            yield from heapq.merge(rest_a, rest_b, key=_RECEIVED)
+            return
+        if b_keys[-1] >= a_keys[-1]:  # a runs out first: b's rows below a's last come before it
+            j = bisect.bisect_left(b_keys, a_keys[-1])
+            yield from sorted(a + b[:j], key=_RECEIVED)
+            a, b = [], b[j:]
+        else:  # b runs out first: a's rows up to b's last (a first on a tie) come before it
+            i = bisect.bisect_right(a_keys, b_keys[-1])
+            yield from sorted(a[:i] + b, key=_RECEIVED)
+            a, b = a[i:], []
+
+
+def _rising(keys: list[int]) -> bool:
+    return all(map(operator.le, keys, islice(keys, 1, None)))
 
 
 def symbol_rows(spool: Path, ready: Path, symbol: str, deadletter: Deadletter | None) -> Iterator[Row]:
     """One symbol's trades and books merged in the order they were received."""
-    streams = [
-        _reader_rows(
+    trades, books = (
+        _batches(
             StreamReader(spool, ready, kind, deadletter=deadletter, tails=[DataLayout.raw_tail(symbol, sub)])
         )
         for kind, sub in (("trade", "trades"), ("book", "book"))
-    ]
-    return heapq.merge(*streams, key=lambda r: r.recv_ts_ms)
+    )
+    return merge_received(trades, books)
 
 
 def raw_symbols(spool: Path, ready: Path) -> list[str]:
@@ -95,7 +134,7 @@ def raw_segment_rows(path: Path, deadletter: Deadletter | None = None) -> Iterat
     """Every raw row under ``path``, in the order they were received across symbols."""
     spool, ready = raw_roots(path)
     per_symbol = [symbol_rows(spool, ready, s, deadletter) for s in raw_symbols(spool, ready)]
-    return heapq.merge(*per_symbol, key=lambda r: r.recv_ts_ms)
+    return heapq.merge(*per_symbol, key=_RECEIVED)
 
 
 def _csv_lines(path: Path) -> Iterator[list[str]]:
