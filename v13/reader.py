@@ -160,7 +160,7 @@ class StreamReader:
         if not force and self._fixed_tails is None and now - self._last_discover < self._rediscover_s:
             return
         self._last_discover = now
-        tails = self._fixed_tails or discover_tails(self.spool, self.ready)
+        tails = self._fixed_tails or discover_tails(self.spool, self.ready, known=self.followers.keys())
         for tail in tails:
             if tail not in self.followers:
                 parts = tail.split("/")

@@ -29,7 +29,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -136,15 +136,21 @@ def _stems(directory: Path, suffix: str) -> list[str]:
         return []
 
 
-def discover_tails(spool: Path, ready: Path) -> list[str]:
-    """Every stream (tail) that has a segment in any partition of either root."""
-    tails: set[str] = set()
+def discover_tails(spool: Path, ready: Path, known: Collection[str] = ()) -> list[str]:
+    """Every stream (tail) that has a segment in any partition of either root, and the ``known``
+    ones. The directories of known streams are not listed: that is where segments pile up over a
+    run, so a follower's look for new streams costs the directories, not the files."""
+    tails: set[str] = set(known)
     for root in (spool, ready):
         for partition in _partitions(root):
             base = os.path.join(root, partition)
-            for dirpath, _dirs, files in os.walk(base):
+            for dirpath, dirs, files in os.walk(base):
+                rel = os.path.relpath(dirpath, base).replace(os.sep, "/")
                 if any(f.endswith((PART, SEALED)) for f in files):
-                    tails.add(os.path.relpath(dirpath, base).replace(os.sep, "/"))
+                    tails.add(rel)
+                if tails:
+                    prefix = "" if rel == "." else f"{rel}/"
+                    dirs[:] = [d for d in dirs if prefix + d not in tails]
     return sorted(tails)
 
 
@@ -471,13 +477,14 @@ class SegmentFollower:
         when it is sealed and read to the end (or vanished, so reading moves on)."""
         sealed_path, part_path = self._paths(pos)
         for _ in range(3):
+            # the open name first: it is where a follower that keeps up finds its segment
             try:
-                size, sealed = os.stat(sealed_path).st_size, True
+                size, sealed = os.stat(part_path).st_size, False
             except FileNotFoundError:
                 try:
-                    size, sealed = os.stat(part_path).st_size, False
+                    size, sealed = os.stat(sealed_path).st_size, True
                 except FileNotFoundError:
-                    continue  # sealed between the two looks: look again
+                    continue  # gone from both: vanished, or a look raced a rename; look again
             if size == pos.offset:  # nothing new: no need to open it
                 if sealed:
                     self._skipping = False  # a line never runs into the next segment

@@ -15,7 +15,7 @@ import pytest
 from v13.checkpoint import Checkpoint, StreamPositions
 from v13.deadletter import Deadletter
 from v13.reader import StreamReader
-from v13.segments import MAX_LINE_BYTES, PressureLimits, SegmentFollower, SegmentWriter
+from v13.segments import MAX_LINE_BYTES, PressureLimits, SegmentFollower, SegmentWriter, discover_tails
 
 DAY0 = 1_764_300_000_000  # 2025-11-28, UTC
 TAIL = "BTCUSDT/trades"
@@ -419,3 +419,33 @@ def test_a_rotation_between_the_followers_two_listings_skips_nothing(tmp_path: P
     got += [orjson.loads(x)["trade_id"] for x, _ in follower.read()]
     assert calls >= 2
     assert got == [1, 2, 3]
+
+
+def test_looking_for_new_streams_lists_no_known_streams_directory(tmp_path: Path, monkeypatch) -> None:
+    """Segments pile up in a stream's directories over a run: the readers' periodic look for new
+    streams must not list them."""
+    spool, ready = roots(tmp_path)
+    for tail in ("BTCUSDT/trades", "BTCUSDT/book", "ETHUSDT/trades"):
+        w = SegmentWriter(spool, ready, tail, writer_id="w", clock=Clock())
+        w.write(trade_line(0), DAY0)
+        w.seal()
+        w.write(trade_line(1), DAY0 + 1)
+        w.flush()  # one segment in ready/, one open in spool/
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        listed.append(os.path.relpath(os.fspath(path), tmp_path))  # type: ignore[arg-type]
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+    def streams_listed() -> list[str]:
+        return sorted(x.split("/", 2)[2] for x in listed if x.count("/") == 3)
+
+    assert discover_tails(spool, ready) == ["BTCUSDT/book", "BTCUSDT/trades", "ETHUSDT/trades"]
+    assert streams_listed() == ["BTCUSDT/book", "BTCUSDT/trades", "ETHUSDT/trades"]  # once each
+    listed.clear()
+    found = discover_tails(spool, ready, known={"BTCUSDT/trades", "BTCUSDT/book"})
+    assert found == ["BTCUSDT/book", "BTCUSDT/trades", "ETHUSDT/trades"]
+    assert streams_listed() == ["ETHUSDT/trades"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import orjson
@@ -128,9 +129,9 @@ def test_first_seals_into_new_ready_directories_do_not_make_the_reader_walk_the_
     walks: list[int] = []
     real = v13.reader.discover_tails
 
-    def counting(spool: Path, ready: Path) -> list[str]:
+    def counting(spool: Path, ready: Path, known: Collection[str] = ()) -> list[str]:
         walks.append(1)
-        return real(spool, ready)
+        return real(spool, ready, known)
 
     monkeypatch.setattr(v13.reader, "discover_tails", counting)
     spool, ready = tmp_path / "spool", tmp_path / "ready"
