@@ -23,15 +23,16 @@ Follower::
 
 from __future__ import annotations
 
+import bisect
 import os
 import queue
 import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -539,15 +540,13 @@ class SegmentFollower:
     def _reject(self, reason: str, pos: Position, data: bytes) -> None:
         self.rejects.append(Reject(reason, pos, data[:_SNIPPET]))
 
-    def _segments(self) -> Iterator[tuple[str, str]]:
-        for partition in _partitions(self.spool, self.ready):
-            # spool first: a part sealed between the two listings is then found in ready/;
-            # listed the other way round it would be in neither and skipped
-            stems = set(_stems(self.spool / partition / self.tail, PART))
-            stems.update(_stems(self.ready / partition / self.tail, SEALED))
-            for stem in sorted(stems):
-                if self.stem_filter is None or self.stem_filter in stem:
-                    yield partition, stem
+    def _stems_in(self, partition: str) -> list[str]:
+        """The stream's segments in ``partition``, of every run, in write order."""
+        # spool first: a part sealed between the two listings is then found in ready/;
+        # listed the other way round it would be in neither and skipped
+        stems = set(_stems(self.spool / partition / self.tail, PART))
+        stems.update(_stems(self.ready / partition / self.tail, SEALED))
+        return sorted(stems)
 
     def _paths(self, pos: Position) -> tuple[str, str]:
         """The sealed and open paths of ``pos``'s segment, built once per segment (string joins:
@@ -559,12 +558,18 @@ class SegmentFollower:
         return self._paths_of[1]
 
     def _first(self) -> Position | None:
-        for partition, stem in self._segments():
-            return Position(partition, stem, 0)
-        return None
+        return self._next_after(None)
 
-    def _next_after(self, pos: Position) -> Position | None:
-        for partition, stem in self._segments():
-            if (partition, stem) > (pos.partition, pos.stem):
-                return Position(partition, stem, 0)
+    def _next_after(self, pos: Position | None) -> Position | None:
+        """The first segment after ``pos`` (None: the first of all). Earlier partitions are not
+        listed, and within ``pos``'s a bisect finds the next: a stream's directories fill up
+        with segments over a run, one per rotation."""
+        for partition in _partitions(self.spool, self.ready):
+            if pos is not None and partition < pos.partition:
+                continue
+            stems = self._stems_in(partition)
+            i = bisect.bisect_right(stems, pos.stem) if pos is not None and partition == pos.partition else 0
+            for stem in islice(stems, i, None):
+                if self.stem_filter is None or self.stem_filter in stem:
+                    return Position(partition, stem, 0)
         return None

@@ -449,3 +449,28 @@ def test_looking_for_new_streams_lists_no_known_streams_directory(tmp_path: Path
     found = discover_tails(spool, ready, known={"BTCUSDT/trades", "BTCUSDT/book"})
     assert found == ["BTCUSDT/book", "BTCUSDT/trades", "ETHUSDT/trades"]
     assert streams_listed() == ["ETHUSDT/trades"]
+
+
+def test_the_next_segment_is_found_without_listing_earlier_partitions(tmp_path: Path, monkeypatch) -> None:
+    spool, ready = roots(tmp_path)
+    w = SegmentWriter(spool, ready, TAIL, writer_id="w", clock=Clock())
+    ids = iter(range(100))
+    for day in (DAY0, DAY0 + 86_400_000):
+        for seg in range(3):
+            for _ in range(2):
+                w.write(trade_line(next(ids)), day + seg)
+            w.seal()
+    follower = SegmentFollower(spool, ready, TAIL)
+    assert [orjson.loads(line)["trade_id"] for line, _ in follower.read()] == list(range(12))
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def listdir(path: object) -> list[str]:
+        listed.append(os.path.relpath(os.fspath(path), tmp_path))  # type: ignore[arg-type]
+        return real_listdir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    w.write(trade_line(next(ids)), DAY0 + 86_400_000 + 3)
+    w.seal()
+    assert [orjson.loads(line)["trade_id"] for line, _ in follower.read()] == [12]
+    assert listed and not [x for x in listed if "20251128" in x]
