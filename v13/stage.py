@@ -159,9 +159,8 @@ class StageRuntime:
     def log(self, message: str, **fields: Any) -> None:
         extra = "".join(f" {k}={v}" for k, v in fields.items())
         stamp = utc_iso(now_ms())
-        sys.stderr.write(
-            f"{stamp} {self.name} {message}{extra}\n"
-        )  # one write: lines of two threads stay whole
+        line = f"{stamp} {self.name} {message}{extra}\n"
+        sys.stderr.write(line)  # one write: lines logged by two threads stay whole
         sys.stderr.flush()
 
     def started(self, **fields: Any) -> None:

@@ -142,12 +142,7 @@ class FeatureEngine:
             st = self._symbols[row.symbol] = _Symbol(self.cfg)
         ts, recv = row.ts_ms, row.recv_ts_ms
         e_max = st.e_max
-        out = []
-        if recv > st.clock:
-            st.clock = recv
-            first_end = st.first_end
-            if first_end is not None and e_max is not None and self._due(st, first_end, e_max, recv):
-                out = self._close_due(row.symbol, st, e_max, recv)
+        out = self._tick(row.symbol, st, recv) if recv > st.clock else []
         # the interval of the row: most rows go where the symbol's previous row went
         iv = st.current
         if iv is None or not iv.end_ms - self._step <= ts < iv.end_ms:
@@ -216,31 +211,28 @@ class FeatureEngine:
             return []
         st.clock = clock
         first_end, e_max = st.first_end, st.e_max
-        if first_end is None or e_max is None or not self._due(st, first_end, e_max, clock):
+        if first_end is None or e_max is None:
+            return []
+        # No route's watermark is past the latest event time: nothing can close before then,
+        # unless the quiet rule's projection reaches further.
+        quiet = clock - st.last_recv - self._quiet_grace_ms
+        if first_end > e_max - self._lateness_ms + (quiet if quiet > 0 else 0):
             return []
         return self._close_due(symbol, st, e_max, clock)
 
-    def _due(self, st: _Symbol, first_end: int, e_max: int, clock: int) -> bool:
-        """Whether the first open interval may close: no route's watermark is past the latest
-        event time, so nothing can close before then, unless the quiet rule's projection
-        reaches further."""
-        quiet = clock - st.last_recv - self._quiet_grace_ms
-        return first_end <= e_max - self._lateness_ms + (quiet if quiet > 0 else 0)
-
     def _close_due(self, symbol: str, st: _Symbol, e_max: int, clock: int) -> list[FeatureRow]:
-        c = self.cfg
-        lateness = c.allowed_lateness_ms
+        lateness, idle = self._lateness_ms, self._route_idle_ms
         events: list[int] = []
         flowing: list[int] = []
         for event, recv in ((st.book_event, st.book_recv), (st.trade_event, st.trade_recv)):
             if event is not None:
                 events.append(event)
-                if clock - recv <= c.route_idle_ms:
+                if clock - recv <= idle:
                     flowing.append(event)
-        if flowing and clock - st.resumed_at > c.route_idle_ms:
+        if flowing and clock - st.resumed_at > idle:
             events = flowing  # the silent route is sparse or down, not behind: it holds nothing back
         watermark = min(events) - lateness
-        quiet = e_max + (clock - st.last_recv) - lateness - c.quiet_grace_ms
+        quiet = e_max + (clock - st.last_recv) - lateness - self._quiet_grace_ms
         limit = max(watermark, quiet)
         return [self._close(symbol, st, end) for end in sorted(st.open) if end <= limit]
 
