@@ -1,7 +1,8 @@
 """Readiness and health probes, declared per child (never slept for).
 
-A ready probe answers "is it up?" (log keyword, file glob with a minimum size, SQLite table with
-rows); a health probe returns findings, each with the action it calls for:
+A ready probe answers "is it up?" (log keyword, file glob with a minimum size, writable
+directories, a readable SQLite table); it never waits for data from upstream, whose flow the health
+probes watch; a health probe returns findings, each with the action it calls for:
 
 * ``restart`` — the child is unhealthy (stale heartbeat, no output cadence, its status says
   ``failed``);
@@ -14,6 +15,7 @@ up writes nothing more, and that is not a fault.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -36,8 +38,9 @@ __all__ = [
     "HealthProbe",
     "LogKeyword",
     "ReadyProbe",
-    "SqliteRows",
+    "SqliteTable",
     "StageHealth",
+    "WritableDirs",
 ]
 
 
@@ -88,8 +91,21 @@ class FileGlob:
 
 
 @dataclass(frozen=True)
-class SqliteRows:
-    """Ready once ``table`` of ``db`` is readable and holds at least one row."""
+class WritableDirs:
+    """Ready once every one of ``dirs`` exists and this user may write in it."""
+
+    dirs: tuple[Path, ...]
+
+    def ready(self, child: Child) -> bool:
+        return all(d.is_dir() and os.access(d, os.W_OK | os.X_OK) for d in self.dirs)
+
+    def describe(self) -> str:
+        return "writable directories " + ", ".join(str(d) for d in self.dirs)
+
+
+@dataclass(frozen=True)
+class SqliteTable:
+    """Ready once ``table`` of ``db`` can be read."""
 
     db: Path
     table: str = "signals"
@@ -99,12 +115,13 @@ class SqliteRows:
             return False
         try:
             with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1.0)) as conn:
-                return conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchone() is not None
+                conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchall()
+                return True
         except sqlite3.Error:
             return False
 
     def describe(self) -> str:
-        return f"table {self.table} of {self.db} readable with a row"
+        return f"table {self.table} of {self.db} readable"
 
 
 @dataclass(frozen=True)

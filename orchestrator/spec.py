@@ -16,8 +16,9 @@ from orchestrator.probes import (
     HealthProbe,
     LogKeyword,
     ReadyProbe,
-    SqliteRows,
+    SqliteTable,
     StageHealth,
+    WritableDirs,
 )
 from v13.config import Config, SinkKind
 from v13.layout import Glob, Layout
@@ -106,10 +107,10 @@ def stage_specs(
         policy, o.ready_timeout_s,
     )  # fmt: skip
     if cfg.signal.sink is SinkKind.SQLITE:
-        sink_ready: ReadyProbe = SqliteRows(layout.signals_db)
+        sink_ready: ReadyProbe = SqliteTable(layout.signals_db)
         rotation: list[tuple[Glob, Action]] = []
     else:
-        sink_ready = FileGlob(layout.signal_files())
+        sink_ready = WritableDirs((layout.signal_spool, layout.signal_ready))
         rotation = [(layout.signal_segments(), Action.STOP_RUN)]
     specs["signal"] = ProcessSpec(
         "signal", [*py, "mcp.signal_server.app", *cfg_arg], env, AllOf((LogKeyword(), sink_ready)),

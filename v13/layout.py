@@ -183,10 +183,6 @@ class Layout:
         """Sealed JSONL signal shards: ``runtime/ready/signal/<YYYYMMDD>/<SYMBOL>/*.jsonl``."""
         return Glob(self.signal_ready, f"*/*/*{SEALED}")
 
-    def signal_files(self) -> tuple[Glob, Glob]:
-        """Open and sealed JSONL signal segments (the sink's readiness)."""
-        return Glob(self.signal_spool, f"*/*/*{PART}"), self.signal_segments()
-
     @property
     def signals_db(self) -> Path:
         return self.runtime_dir / "signals.db"

@@ -6,11 +6,13 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -280,3 +282,23 @@ def test_stages_stop_when_the_orchestrator_is_killed_with_sigkill(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("sink", ["jsonl", "sqlite"])
+def test_the_signal_stage_is_ready_once_its_sink_is_open_before_any_row(tmp_path: Path, sink: str) -> None:
+    """Alone, without a harvest, the signal stage never gets a feature row: it is ready all the
+    same, and a slow or failing upstream is not blamed on it (ReadyTimeout, restarts)."""
+    cfg = write_config(tmp_path / "config.yaml", FAST)
+    proc = run_module(
+        "orchestrator.run", "--config", str(cfg), "--enable", "signal", "--sink", sink, "--minutes", "0.05",
+        "--root", str(tmp_path), cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = events(tmp_path / "logs/orchestrator/orchestrator.log")
+    assert [e["name"] for e in log if e["event"] == "Ready"] == ["signal"]
+    assert not [e for e in log if e["event"] in ("ReadyTimeout", "Restart")]
+    if sink == "sqlite":
+        with closing(sqlite3.connect(tmp_path / "runtime/signals.db")) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM signals").fetchone() == (0,)
+    else:
+        assert not [p for p in (tmp_path / "runtime").rglob("*.jsonl*")]

@@ -36,6 +36,8 @@ class JsonlBackend:
         self._sealer: Sealer | None = None
 
     def open(self) -> dict[str, int]:
+        for directory in (self.spool, self.ready):
+            directory.mkdir(parents=True, exist_ok=True)
         self._sealer = Sealer()
         for tail in discover_tails(self.spool, self.ready):
             recover_parts(self.spool, self.ready, tail)
