@@ -56,6 +56,8 @@ class StreamReader:
         self._last_discover = float("-inf")
         self._saved = {t: Position(*v) for t, v in (positions or {}).items()}
         self.followers: dict[str, SegmentFollower] = {}
+        # kept as followers move: a checkpoint per poll costs no pass over every follower
+        self._positions: StreamPositions = {}
         self.rows = 0
         self.rejected = 0
         self._unfinished: set[str] = set()  # streams that filled their share of the last poll
@@ -67,6 +69,7 @@ class StreamReader:
         """Start again from the first segment of every stream (of ``stem_filter``)."""
         self._saved = {}
         self.followers = {}
+        self._positions = {}
         self._tail_of = {}
         self._above_streams = {""}
         self._last_discover = float("-inf")
@@ -103,6 +106,7 @@ class StreamReader:
                         out.append((tail, decode_row(self.kind, line)))
                     except ContractError as exc:
                         self._deadletter(tail, str(exc), chunk.position(i), line)
+            self._note_position(tail, follower)
             if taken == per_tail:
                 self._unfinished.add(tail)
             for reject in follower.rejects:
@@ -112,11 +116,11 @@ class StreamReader:
         return out
 
     def positions(self) -> StreamPositions:
-        return {
-            t: (f.position.partition, f.position.stem, f.position.offset)
-            for t, f in self.followers.items()
-            if f.position is not None
-        }
+        return dict(self._positions)
+
+    def _note_position(self, tail: str, follower: SegmentFollower) -> None:
+        if (pos := follower.position) is not None:
+            self._positions[tail] = (pos.partition, pos.stem, pos.offset)
 
     def _deadletter(self, tail: str, reason: str, pos: Position, line: bytes) -> None:
         self.rejected += 1
@@ -165,10 +169,11 @@ class StreamReader:
             if tail not in self.followers:
                 parts = tail.split("/")
                 self._above_streams.update("/".join(parts[:i]) for i in range(1, len(parts)))
-                self.followers[tail] = SegmentFollower(
+                follower = self.followers[tail] = SegmentFollower(
                     self.spool,
                     self.ready,
                     tail,
                     position=self._saved.get(tail),
                     stem_filter=self.stem_filter,
                 )
+                self._note_position(tail, follower)

@@ -491,13 +491,16 @@ class SegmentFollower:
                     self._skipping = False  # a line never runs into the next segment
                 return sealed, 0
             try:
-                with open(sealed_path if sealed else part_path, "rb") as fh:
-                    fh.seek(pos.offset)
-                    # what the stat saw, not a full chunk: asking for 8 MiB allocates 8 MiB,
-                    # which moves glibc's mmap threshold and leaves the heap fragmented
-                    data = fh.read(max(0, min(MAX_LINE_BYTES, size - pos.offset)))
+                # a bare descriptor and one pread: no file object, seek or tty check per read
+                fd = os.open(sealed_path if sealed else part_path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # renamed between the check and the open: look again
+            try:
+                # what the stat saw, not a full chunk: asking for 8 MiB allocates 8 MiB,
+                # which moves glibc's mmap threshold and leaves the heap fragmented
+                data = os.pread(fd, max(0, min(MAX_LINE_BYTES, size - pos.offset)), pos.offset)
+            finally:
+                os.close(fd)
             break
         else:
             self.vanished += 1

@@ -474,3 +474,37 @@ def test_the_next_segment_is_found_without_listing_earlier_partitions(tmp_path: 
     w.seal()
     assert [orjson.loads(line)["trade_id"] for line, _ in follower.read()] == [12]
     assert listed and not [x for x in listed if "20251128" in x]
+
+
+def test_positions_follow_every_stream_through_polls_of_changed_directories(tmp_path: Path) -> None:
+    """The reader keeps each stream's position as it moves; what it hands to a checkpoint after
+    polls of some streams only is where every follower is, and a stream resumed from a saved
+    position that has not been read yet keeps that position."""
+    spool, ready = roots(tmp_path)
+    tails = ["BTCUSDT/trades", "ETHUSDT/trades", "SOLUSDT/trades"]
+    writers = {t: SegmentWriter(spool, ready, t, writer_id="w", clock=Clock()) for t in tails}
+    for i, w in enumerate(writers.values()):
+        for j in range(3):
+            w.write(trade_line(10 * i + j), DAY0 + j)
+        w.flush()
+    reader = StreamReader(spool, ready, "trade")
+    assert len(reader.poll(100)) == 9
+
+    def where_followers_are() -> StreamPositions:
+        return {t: tuple(f.position) for t, f in reader.followers.items() if f.position is not None}
+
+    assert reader.positions() == where_followers_are() and len(reader.positions()) == 3
+    writers["ETHUSDT/trades"].write(trade_line(13), DAY0 + 3)
+    writers["ETHUSDT/trades"].seal()
+    writers["ETHUSDT/trades"].write(trade_line(14), DAY0 + 4)
+    writers["ETHUSDT/trades"].flush()
+    changed = {spool / writers["ETHUSDT/trades"].part_path.parent.relative_to(spool)}  # type: ignore[union-attr]
+    assert [row.trade_id for _t, row in reader.poll(100, changed)] == [13, 14]
+    assert reader.positions() == where_followers_are()
+    assert reader.positions()["ETHUSDT/trades"][2] == len(trade_line(14)) + 1
+
+    saved = reader.positions()
+    del saved["SOLUSDT/trades"]
+    resumed = StreamReader(spool, ready, "trade", positions=saved)
+    resumed.poll(0)  # finds the streams; reads at most a row of each
+    assert {t: p for t, p in resumed.positions().items() if t != "SOLUSDT/trades"} == saved

@@ -16,8 +16,10 @@ from tests.unit.helpers import REPO, signal_row, write_config
 from v13.checkpoint import Checkpoint
 from v13.config import load_config
 from v13.layout import Layout
+from v13.segments import SegmentWriter
 from v13.sinks import ReaderState, open_signal_reader, open_sink
 from v13.sinks.base import SignalSink
+from v13.sinks.jsonl import JsonlBackend
 from v13.sinks.sqlite import SqliteBackend
 
 T0 = 1_764_300_000_000
@@ -204,3 +206,36 @@ def test_jsonl_sink_rotates_into_ready_and_leaves_no_part_after_close(tmp_path: 
     assert len(list(layout.signal_ready.rglob("*.jsonl"))) >= 5
     assert list(layout.signal_spool.rglob("*.part")) == []
     assert all(p.parent.name == "BTCUSDT" for p in layout.signal_ready.rglob("*.jsonl"))
+
+
+def test_a_jsonl_flush_writes_every_symbol_that_took_rows_and_touches_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool, ready = tmp_path / "spool", tmp_path / "ready"
+    backend = JsonlBackend(spool, ready, "run1")
+    backend.open()
+    symbols = [f"S{i:02d}USDT" for i in range(20)]
+    flushed: list[str] = []
+    real_flush = SegmentWriter.flush
+
+    def flush(self: SegmentWriter) -> None:
+        flushed.append(self.tail)
+        real_flush(self)
+
+    monkeypatch.setattr(SegmentWriter, "flush", flush)
+
+    def on_disk() -> dict[str, int]:
+        return {p.parent.name: len(p.read_bytes().splitlines()) for p in spool.rglob("*.part")}
+
+    assert backend.write_batch([signal_row("run1", s, T0 + k) for k in range(2) for s in symbols]) == 40
+    backend.flush()
+    assert sorted(flushed) == symbols and on_disk() == dict.fromkeys(symbols, 2)
+    flushed.clear()
+    assert backend.write_batch([signal_row("run1", "S07USDT", T0 + 5)]) == 1
+    backend.flush()
+    assert flushed == ["S07USDT"] and on_disk() == {**dict.fromkeys(symbols, 2), "S07USDT": 3}
+    flushed.clear()
+    backend.flush()
+    assert flushed == []
+    backend.close()
+    assert on_disk() == {}

@@ -8,6 +8,7 @@ segment a crashed writer left) and skips rows at or before it.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class JsonlBackend:
         # the sink's writer thread decides when to flush
         self._opts = {**(options or {}), "flush_s": 3600.0}
         self._writers: dict[str, SegmentWriter] = {}
+        self._unflushed: set[SegmentWriter] = set()  # a flush touches the files that took rows only
         self._last_ts: dict[str, int] = {}
         self._sealer: Sealer | None = None
 
@@ -58,18 +60,22 @@ class JsonlBackend:
         for row in rows:
             if row.ts_ms <= self._last_ts.get(row.symbol, -1):
                 continue
-            self._writer(row.symbol).write(encode_row(row), row.ts_ms)
+            writer = self._writer(row.symbol)
+            writer.write(encode_row(row), row.ts_ms)
+            self._unflushed.add(writer)
             self._last_ts[row.symbol] = row.ts_ms
             new += 1
         return new
 
     def flush(self) -> None:
-        for writer in self._writers.values():
+        for writer in self._unflushed:
             writer.flush()
+        self._unflushed.clear()
 
     def tick(self) -> None:
+        now = time.monotonic()
         for writer in self._writers.values():
-            writer.tick()
+            writer.tick(now)
 
     def close(self) -> None:
         for writer in self._writers.values():
