@@ -5,7 +5,7 @@ clock), ``binance`` (live USD-M futures websockets, optionally recording every r
 ``replay`` (a recording in the collector format, the project's raw segments, or an aggTrades
 file; ``source.replay.speed`` 0 = as fast as possible). Every row goes through the feature
 engine; raw rows go to ``data/raw``, feature rows to ``data/preview``; segments rotate on
-``segments.rotate_seconds``. ``Server started`` is logged once the first segments are open.
+``segments.rotate_seconds``. ``Server started`` is logged once a first row is in an open segment.
 
 A replay is finite: when it is used up the harvest closes the last intervals, seals every
 segment and says ``exhausted`` in its status file (the orchestrator then lets the later stages
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from v13.config import Config, SourceKind
@@ -49,8 +49,11 @@ class HarvestOutput:
             layout.data_dir, f"{rt.run_id}-{os.getpid()}", cfg.segments, write_raw=cfg.harvest.write_raw
         )
         self.last_recv_ms: int | None = None  # the source's clock: a replay's lag is held against it
+        self.started_fields: dict[str, object] = {}  # what ``Server started`` says about the source
 
     def rows(self, rows: Iterable[Row]) -> None:
+        if self.rt.state == "starting":
+            rows = self._announcing(rows)
         on_row, write = self.engine.on_row, self.streams.write
         count = trades = 0
         last: Row | None = None
@@ -69,6 +72,17 @@ class HarvestOutput:
                 counters["books"] += count - trades
             self.rt.last_event_ts_ms = last.ts_ms
             self.last_recv_ms = last.recv_ts_ms
+
+    def _announcing(self, rows: Iterable[Row]) -> Iterator[Row]:
+        """``rows``, saying ``Server started`` as soon as one of them is in an open segment: at a
+        thousand symbols the first step opens thousands of files, and readiness need not wait."""
+        for row in rows:
+            yield row
+            self._announce()
+
+    def _announce(self) -> None:
+        if self.rt.state == "starting" and self.streams.writers:
+            self.rt.started(**self.started_fields)
 
     def frame(self, raw: bytes, recv_ms: int, symbol: str | None, source: str) -> None:
         """One raw exchange frame (live or recorded); a malformed one goes to the deadletter."""
@@ -93,10 +107,9 @@ class HarvestOutput:
             self.streams.write(feature)  # a feature row reaches its file at once: the signal waits for it
             self.rt.count("out")
 
-    def tick(self, **started_fields: object) -> None:
+    def tick(self) -> None:
         self.streams.tick()
-        if self.rt.state == "starting" and self.streams.writers:
-            self.rt.started(**started_fields)
+        self._announce()  # when only feature rows are written (harvest.write_raw: false)
         counters = self.rt.counters
         counters["segments"] = self.streams.segments_sealed
         counters["late_rows"] = self.engine.late_rows

@@ -34,7 +34,7 @@ def run_sim(cfg: Config, rt: StageRuntime, out: HarvestOutput) -> None:
     sim = cfg.source.sim
     market = SimMarket(list(cfg.symbols), preset=sim.preset.value, seed=sim.seed, start_ms=now_ms(),
                        levels=sim.book_levels, dt_ms=sim.step_ms)  # fmt: skip
-    fields = {"symbols": ",".join(cfg.symbols), "source": "sim", "preset": sim.preset.value}
+    out.started_fields = {"symbols": ",".join(cfg.symbols), "source": "sim", "preset": sim.preset.value}
     while not rt.stopping:
         step_end = market.next_ms + sim.step_ms  # a step's rows exist once its interval is over
         if rt.wait((step_end - now_ms()) / 1000):
@@ -42,14 +42,15 @@ def run_sim(cfg: Config, rt: StageRuntime, out: HarvestOutput) -> None:
         recv = now_ms()
         out.rows(market.step(recv_now_ms=recv))
         out.source_watermark(step_end)  # the simulator is done with every event before the step's end
-        out.tick(**fields)
+        out.tick()
 
 
 def run_live(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput) -> None:
     b = cfg.source.binance
     feed = LiveFeed(b, list(cfg.symbols))
     recorder = Recorder(layout.data.recording_dir(rt.run_id)) if b.record else None
-    fields = {"symbols": ",".join(cfg.symbols), "source": "binance", "connections": len(feed.connections)}
+    out.started_fields = {"symbols": ",".join(cfg.symbols), "source": "binance",
+                          "connections": len(feed.connections)}  # fmt: skip
     feed.start()
     try:
         while not rt.stopping:
@@ -72,7 +73,7 @@ def run_live(cfg: Config, layout: Layout, rt: StageRuntime, out: HarvestOutput) 
             rt.counters["snapshot_errors"] = feed.counters["snapshot_errors"]
             if out.decoder.counters.last_lag_ms is not None:
                 rt.counters["exchange_lag_ms"] = int(out.decoder.counters.last_lag_ms)
-            out.tick(**fields)
+            out.tick()
     finally:
         feed.stop()
         if recorder is not None:
@@ -83,7 +84,7 @@ def run_replay(cfg: Config, rt: StageRuntime, out: HarvestOutput, path: Path) ->
     """Replay ``path`` (pace: ``source.replay.speed``), then say exhausted and wait to be stopped."""
     speed = cfg.source.replay.speed
     rt.lag_clock = lambda: out.last_recv_ms
-    fields = {"source": "replay", "path": path}
+    out.started_fields = {"source": "replay", "path": path}
     start: tuple[int, float] | None = None
     for recv_ms, item in _replay_items(cfg, out, path):
         if rt.stopping:
@@ -96,11 +97,11 @@ def run_replay(cfg: Config, rt: StageRuntime, out: HarvestOutput, path: Path) ->
             out.frame(item.raw, recv_ms, item.symbol, str(path))
         else:
             out.rows([item])
-        out.tick(**fields)
+        out.tick()
     out.features(out.engine.finish())
-    out.tick(**fields)
-    if rt.state == "starting":
-        rt.started(**fields)
+    out.tick()
+    if rt.state == "starting":  # nothing to write: the source was empty
+        rt.started(**out.started_fields)
     out.close()
     rt.exhausted()
     while not rt.stopping:  # stay up (and healthy) until stopped: a supervised stage does not exit
