@@ -45,7 +45,7 @@ def new_run_id(ts_ms: int | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     """Make a rename inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:

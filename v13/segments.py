@@ -24,13 +24,15 @@ Follower::
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
 import os
 import queue
 import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import accumulate, islice
 from pathlib import Path
@@ -43,6 +45,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "PART",
     "SEALED",
+    "NextDayDirs",
     "Position",
     "PressureLimits",
     "Reject",
@@ -60,6 +63,7 @@ SEALED = ".jsonl"
 _PARTITION_RE = re.compile(r"^\d{8}(_\d{2,})?$")
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected; reads are done in chunks of this
 _SNIPPET = 200
+DAY_MS = 86_400_000
 
 
 class Position(NamedTuple):
@@ -120,7 +124,7 @@ def writer_options(seg: SegmentsConfig) -> dict[str, Any]:
     }
 
 
-def _partitions(*roots: Path) -> list[str]:
+def _partitions(*roots: str | Path) -> list[str]:
     names: set[str] = set()
     for root in roots:
         try:
@@ -130,7 +134,7 @@ def _partitions(*roots: Path) -> list[str]:
     return sorted(names)
 
 
-def _stems(directory: Path, suffix: str) -> list[str]:
+def _stems(directory: str | Path, suffix: str) -> list[str]:
     try:
         return [n[: -len(suffix)] for n in os.listdir(directory) if n.endswith(suffix)]
     except FileNotFoundError:
@@ -185,19 +189,27 @@ class Sealer:
     ``drain()`` waits for every handed-over segment; ``close()`` drains and stops the thread."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Path, Path] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, str] | list[str] | None] = queue.SimpleQueue()
         self._pending = 0
         self._cond = threading.Condition()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
         self._thread.start()
 
-    def submit(self, src: Path, dst: Path) -> None:
+    def submit(self, src: str, dst: str) -> None:
         if self.error is not None:
             raise RuntimeError(f"sealing segments failed: {self.error}") from self.error
+        self._put((src, dst))
+
+    def make_dirs(self, directories: list[str]) -> None:
+        """Make ``directories`` in the same thread: the ones writers will open segments in soon
+        (the next UTC day's), so the loop that writes rows does not make them at 00:00."""
+        self._put(directories)
+
+    def _put(self, job: tuple[str, str] | list[str]) -> None:
         with self._cond:
             self._pending += 1
-        self._queue.put((src, dst))
+        self._queue.put(job)
 
     def drain(self) -> None:
         with self._cond:
@@ -211,25 +223,86 @@ class Sealer:
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
-            try:
-                seal_file(*job)
-            except BaseException as exc:
-                self.error = exc
+            if isinstance(job, list):
+                _make_dirs_ahead(job)
+            else:
+                try:
+                    seal_file(*job)
+                except BaseException as exc:
+                    self.error = exc
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()
 
 
-def seal_file(src: Path, dst: Path) -> None:
+class NextDayDirs:
+    """Makes the next UTC day's directories of a process's writers a minute of event time before
+    00:00 UTC, in the :class:`Sealer`'s thread: at 00:00 every stream opens a segment in the new
+    day's partition at once, and making thousands of directories then would hold up the rows of
+    that moment by a second. Directories made for a day the process does not reach are removed.
+
+    The owner calls :meth:`tick` with the event time of its latest row and its writers, and
+    :meth:`add` with each writer it makes."""
+
+    def __init__(self, sealer: Sealer, ahead_ms: int = 60_000) -> None:
+        self._sealer = sealer
+        self.ahead_ms = ahead_ms
+        self.day_no = -1  # the UTC day number whose directories were made ahead
+        self._made: list[tuple[str, str]] = []  # (partition directory, stream tail)
+
+    def tick(self, ts_ms: int, writers: Iterable[SegmentWriter]) -> None:
+        next_day = ts_ms // DAY_MS + 1
+        if next_day != self.day_no and next_day * DAY_MS - ts_ms <= self.ahead_ms:
+            self.day_no, self._made = next_day, []
+            self.add(writers, ts_ms)
+
+    def add(self, writers: Iterable[SegmentWriter], ts_ms: int) -> None:
+        """Make the directories of ``writers`` too, if the day to come has been prepared."""
+        if self.day_no <= ts_ms // DAY_MS:
+            return
+        day = _day_name(self.day_no)
+        made = [(f"{w.spool}/{day}", w.tail) for w in writers]
+        self._made += made
+        self._sealer.make_dirs([f"{base}/{tail}" for base, tail in made])
+
+    def close(self, ts_ms: int) -> None:
+        """After the writers are sealed and the sealer drained: remove what was made for a day
+        that ``ts_ms``, the last row's event time, did not reach."""
+        if ts_ms < self.day_no * DAY_MS:
+            for base, tail in self._made:
+                _remove_empty(base, tail)
+        self._made = []
+
+
+def _remove_empty(base: str, tail: str) -> None:
+    """Remove ``base/tail`` and the directories between, up to ``base``, as far as they are empty."""
+    parts = tail.split("/")
+    with contextlib.suppress(OSError):  # not empty (or gone already): the rest stays
+        for n in range(len(parts), 0, -1):
+            os.rmdir(os.path.join(base, *parts[:n]))
+        os.rmdir(base)
+
+
+def _make_dirs_ahead(directories: list[str]) -> None:
+    with contextlib.suppress(OSError):  # only saves time: a writer that finds none makes its own
+        for directory in directories:
+            os.makedirs(directory, exist_ok=True)
+
+
+def seal_file(src: str | Path, dst: str | Path) -> None:
     """Make ``src`` durable and move it to ``dst`` atomically."""
     fd = os.open(src, os.O_WRONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
-    fsync_dir(dst.parent)
+    parent = os.path.dirname(dst)
+    try:
+        os.replace(src, dst)
+    except FileNotFoundError:  # the stream's first segment in this partition: a new directory
+        os.makedirs(parent, exist_ok=True)
+        os.replace(src, dst)
+    fsync_dir(parent)
 
 
 class SegmentWriter:
@@ -260,6 +333,7 @@ class SegmentWriter:
         if "-" in tail or not writer_id:
             raise ValueError(f"bad stream tail {tail!r} or writer id {writer_id!r}")
         self.spool, self.ready, self.tail = Path(spool), Path(ready), tail
+        self._spool_s, self._ready_s = os.fspath(spool), os.fspath(ready)  # paths by string joins
         self.writer_id = writer_id
         self.rotate_s, self.max_bytes, self.flush_s = rotate_s, max_bytes, flush_s
         self.pressure = pressure or PressureLimits()
@@ -267,7 +341,7 @@ class SegmentWriter:
         self._sealer = sealer
         phase = zlib.crc32(tail.encode()) / 2**32 if stagger else 0.0
         self._rotate_first = rotate_s * (1.0 - 0.5 * phase)
-        self._path: Path | None = None
+        self._path: str | None = None
         self._path_bytes = b""
         self._ino = 0
         self._partition: str | None = None
@@ -291,7 +365,7 @@ class SegmentWriter:
     @property
     def part_path(self) -> Path | None:
         """The open segment's path, or None."""
-        return self._path
+        return None if self._path is None else Path(self._path)
 
     def problem(self) -> str | None:
         """Why rows written now would be lost (the open segment was deleted or replaced, or its
@@ -315,7 +389,7 @@ class SegmentWriter:
         ``flush_s`` (a writer of thousands of streams ticks them all once per loop, not per row)."""
         if self._path is None:
             self._open(ts_ms)
-        elif ts_ms // 86_400_000 != self._day_no:
+        elif ts_ms // DAY_MS != self._day_no:
             self.seal()
             self._open(ts_ms)
         self._buf.append(line)
@@ -348,7 +422,7 @@ class SegmentWriter:
         if self._path is None or self._partition is None:
             return
         self._flush(self._clock())
-        dst = self.ready / self._partition / self.tail / f"{self._stem}{SEALED}"
+        dst = f"{self._ready_s}/{self._partition}/{self.tail}/{self._stem}{SEALED}"
         if self._sealer is not None:
             self._sealer.submit(self._path, dst)
         else:
@@ -377,22 +451,26 @@ class SegmentWriter:
         self._last_flush = now
 
     def _open(self, ts_ms: int) -> None:
-        day = utc_day(ts_ms)
-        if self._partition is None or self._partition[:8] != day:
-            self._partition = self._latest_partition(day)
-            self._shards_in_partition = len(_stems(self.ready / self._partition / self.tail, SEALED))
+        day_no = ts_ms // DAY_MS
+        if self._partition is None or day_no != self._day_no:
+            self._partition = self._latest_partition(_day_name(day_no))
+            self._shards_in_partition = len(_stems(f"{self._ready_s}/{self._partition}/{self.tail}", SEALED))
             self._roll_early = self._shards_in_partition >= self.pressure.max_shards
         if self._roll_early:
             self._partition = _next_partition(self._partition)
             self._shards_in_partition = 0
             self._roll_early = False
-        self._day_no = ts_ms // 86_400_000
+        self._day_no = day_no
         self._seq += 1
         self._stem = f"{ts_ms:013d}-{self.writer_id}-{self._seq:05d}"
-        directory = self.spool / self._partition / self.tail
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self._stem}{PART}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        directory = f"{self._spool_s}/{self._partition}/{self.tail}"
+        path = f"{directory}/{self._stem}{PART}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:  # the first segment in this partition, unless it was made ahead
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(path, flags, 0o644)
         self._ino = os.fstat(fd).st_ino
         os.close(fd)
         self._path = path
@@ -401,13 +479,17 @@ class SegmentWriter:
         self._size = 0
 
     def _latest_partition(self, day: str) -> str:
-        """The newest partition of ``day`` that holds this stream, so a restart never goes back."""
-        mine = [
-            p
-            for p in _partitions(self.spool, self.ready)
-            if p.startswith(day) and (self.ready / p / self.tail).is_dir()
-        ]
+        """The newest partition of ``day`` that holds this stream, so a restart never goes back.
+        It holds the stream once a segment of it is sealed there: ready/ is the one to list."""
+        ready, tail = self._ready_s, self.tail
+        mine = [p for p in _partitions(ready) if p.startswith(day) and os.path.isdir(f"{ready}/{p}/{tail}")]
         return mine[-1] if mine else day
+
+
+@functools.lru_cache(maxsize=4)
+def _day_name(day_no: int) -> str:
+    """YYYYMMDD of a UTC day number: every stream asks for the same one at 00:00."""
+    return utc_day(day_no * DAY_MS)
 
 
 def _next_partition(partition: str) -> str:

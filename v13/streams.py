@@ -10,7 +10,7 @@ from pathlib import Path
 from v13.config import SegmentsConfig
 from v13.contracts import BookRow, FeatureRow, TradeRow, encode_row
 from v13.layout import DataLayout
-from v13.segments import Sealer, SegmentWriter, writer_options
+from v13.segments import NextDayDirs, Sealer, SegmentWriter, writer_options
 
 __all__ = ["StreamSet"]
 
@@ -37,6 +37,8 @@ class StreamSet:
         self.writers: dict[tuple[str, str], SegmentWriter] = {}
         self.rows = {"trades": 0, "book": 0, "features": 0}
         self._sealer = Sealer()  # rotations are sealed off the loop that writes rows
+        self._next_day = NextDayDirs(self._sealer)
+        self._feature_ts = 0  # event time of the latest feature row
 
     def write(self, row: TradeRow | BookRow | FeatureRow) -> None:
         """Raw rows are buffered (flushed every ``flush_ms``); a feature row goes to its file at
@@ -46,6 +48,7 @@ class StreamSet:
             writer.write(encode_row(row), row.ts_ms)
             writer.flush()
             self.rows["features"] += 1
+            self._feature_ts = row.ts_ms
             return
         if not self.write_raw:
             return
@@ -57,6 +60,7 @@ class StreamSet:
         now = (self._clock or time.monotonic)()
         for writer in self.writers.values():
             writer.tick(now)
+        self._next_day.tick(self._feature_ts, self.writers.values())
 
     def flush(self) -> None:
         for writer in self.writers.values():
@@ -67,6 +71,7 @@ class StreamSet:
         for writer in self.writers.values():
             writer.close()
         self._sealer.drain()
+        self._next_day.close(self._feature_ts)
 
     @property
     def segments_sealed(self) -> int:
@@ -91,4 +96,5 @@ class StreamSet:
                 **writer_options(self.seg),
             )
             self.writers[key] = writer
+            self._next_day.add([writer], self._feature_ts)
         return writer

@@ -15,7 +15,7 @@ from typing import Any
 
 from v13.contracts import SignalRow, decode_row, encode_row
 from v13.errors import ContractError
-from v13.segments import SEALED, Sealer, SegmentWriter, discover_tails, recover_parts
+from v13.segments import SEALED, NextDayDirs, Sealer, SegmentWriter, discover_tails, recover_parts
 
 __all__ = ["JsonlBackend", "last_row_ts"]
 
@@ -35,12 +35,15 @@ class JsonlBackend:
         self._writers: dict[str, SegmentWriter] = {}
         self._unflushed: set[SegmentWriter] = set()  # a flush touches the files that took rows only
         self._last_ts: dict[str, int] = {}
+        self._latest_ts = 0  # event time of the latest row written
         self._sealer: Sealer | None = None
+        self._next_day: NextDayDirs | None = None
 
     def open(self) -> dict[str, int]:
         for directory in (self.spool, self.ready):
             directory.mkdir(parents=True, exist_ok=True)
         self._sealer = Sealer()
+        self._next_day = NextDayDirs(self._sealer)
         for tail in discover_tails(self.spool, self.ready):
             recover_parts(self.spool, self.ready, tail)
             last = last_row_ts(self.ready, tail, self.run_id)
@@ -63,7 +66,7 @@ class JsonlBackend:
             writer = self._writer(row.symbol)
             writer.write(encode_row(row), row.ts_ms)
             self._unflushed.add(writer)
-            self._last_ts[row.symbol] = row.ts_ms
+            self._last_ts[row.symbol] = self._latest_ts = row.ts_ms
             new += 1
         return new
 
@@ -76,12 +79,16 @@ class JsonlBackend:
         now = time.monotonic()
         for writer in self._writers.values():
             writer.tick(now)
+        if self._next_day is not None:
+            self._next_day.tick(self._latest_ts, self._writers.values())
 
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
         if self._sealer is not None:
             self._sealer.close()
+        if self._next_day is not None:
+            self._next_day.close(self._latest_ts)
 
     def _writer(self, symbol: str) -> SegmentWriter:
         writer = self._writers.get(symbol)
@@ -95,6 +102,8 @@ class JsonlBackend:
                 **self._opts,
             )
             self._writers[symbol] = writer
+            if self._next_day is not None:
+                self._next_day.add([writer], self._latest_ts)
         return writer
 
 
