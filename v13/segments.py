@@ -5,7 +5,9 @@ A stream lives under two roots, ``spool`` (open ``*.part`` files) and ``ready`` 
 stream inside the partition (``BTCUSDT/trades``, ``BTCUSDT``) and ``name`` is
 ``<first event ts_ms:013d>-<writer id>-<seq:05d>``, so names sort in write order and are unique
 across restarts. Under disk pressure (too many shards, or a too-large file) a writer moves early
-to the partition ``<YYYYMMDD>_<nn>``, which sorts after ``<YYYYMMDD>``.
+to the partition ``<YYYYMMDD>_<nn>``, which sorts after ``<YYYYMMDD>``. Next to its open segment a
+writer with a :class:`Sealer` keeps ``<writer id>.spare``, an empty file made in the sealer's
+thread that becomes its next segment; followers pass it over.
 
 Writer::
 
@@ -60,6 +62,7 @@ __all__ = [
 
 PART = ".part"
 SEALED = ".jsonl"
+SPARE = ".spare"  # an empty file made ahead, renamed to a writer's next segment; followers pass it
 _PARTITION_RE = re.compile(r"^\d{8}(_\d{2,})?$")
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected; reads are done in chunks of this
 _SNIPPET = 200
@@ -160,13 +163,16 @@ def discover_tails(spool: Path, ready: Path, known: Collection[str] = ()) -> lis
 
 
 def recover_parts(spool: Path, ready: Path, tail: str) -> int:
-    """Seal ``.part`` files left by a writer that died: cut a torn last line, fsync, move to ready.
+    """Seal ``.part`` files left by a writer that died: cut a torn last line, fsync, move to ready;
+    remove its spare file.
 
     Only the stream's single writer may call this, before it opens a segment. Returns the count.
     """
     sealed = 0
     for partition in _partitions(spool):
         src_dir = spool / partition / tail
+        for stem in _stems(src_dir, SPARE):
+            (src_dir / f"{stem}{SPARE}").unlink()
         for stem in _stems(src_dir, PART):
             src = src_dir / f"{stem}{PART}"
             data = src.read_bytes()
@@ -183,13 +189,14 @@ def recover_parts(spool: Path, ready: Path, tail: str) -> int:
 
 
 class Sealer:
-    """Seals segments (fsync, rename into ready/, fsync the directory) in a background thread, in
-    the order they were handed over, so a rotation never stalls the loop that writes rows.
+    """File work of segment writers that need not hold up the loop that writes rows, done in one
+    background thread in the order it was handed over: sealing segments (fsync, rename into
+    ready/, fsync the directory), making the next day's directories and making spare files.
 
-    ``drain()`` waits for every handed-over segment; ``close()`` drains and stops the thread."""
+    ``drain()`` waits for every handed-over job; ``close()`` drains and stops the thread."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[str, str] | list[str] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._pending = 0
         self._cond = threading.Condition()
         self.error: BaseException | None = None
@@ -197,16 +204,25 @@ class Sealer:
         self._thread.start()
 
     def submit(self, src: str, dst: str) -> None:
+        """Seal ``src`` as ``dst``; a failure is raised by the next call."""
         if self.error is not None:
             raise RuntimeError(f"sealing segments failed: {self.error}") from self.error
-        self._put((src, dst))
+        self._put(functools.partial(self._seal, src, dst))
 
     def make_dirs(self, directories: list[str]) -> None:
-        """Make ``directories`` in the same thread: the ones writers will open segments in soon
-        (the next UTC day's), so the loop that writes rows does not make them at 00:00."""
-        self._put(directories)
+        """Make ``directories``: the ones writers will open segments in soon (the next UTC
+        day's), so the loop that writes rows does not make them at 00:00."""
+        self._put(functools.partial(_make_dirs_ahead, directories))
 
-    def _put(self, job: tuple[str, str] | list[str]) -> None:
+    def make_spare(self, path: str) -> None:
+        """Create the empty file ``path``, for a writer to give its next segment's name."""
+        self._put(functools.partial(_make_spare, path))
+
+    def remove(self, path: str) -> None:
+        """Remove ``path`` once the jobs handed over before are done (a spare no longer needed)."""
+        self._put(functools.partial(_remove_file, path))
+
+    def _put(self, job: Callable[[], None]) -> None:
         with self._cond:
             self._pending += 1
         self._queue.put(job)
@@ -221,15 +237,15 @@ class Sealer:
         self._queue.put(None)
         self._thread.join(10)
 
+    def _seal(self, src: str, dst: str) -> None:
+        try:
+            seal_file(src, dst)
+        except BaseException as exc:
+            self.error = exc
+
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
-            if isinstance(job, list):
-                _make_dirs_ahead(job)
-            else:
-                try:
-                    seal_file(*job)
-                except BaseException as exc:
-                    self.error = exc
+            job()
             with self._cond:
                 self._pending -= 1
                 self._cond.notify_all()
@@ -287,6 +303,16 @@ def _make_dirs_ahead(directories: list[str]) -> None:
     with contextlib.suppress(OSError):  # only saves time: a writer that finds none makes its own
         for directory in directories:
             os.makedirs(directory, exist_ok=True)
+
+
+def _make_spare(path: str) -> None:
+    with contextlib.suppress(OSError):  # only saves time: a writer that finds none creates its file
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def seal_file(src: str | Path, dst: str | Path) -> None:
@@ -352,6 +378,7 @@ class SegmentWriter:
         self._last_flush = 0.0
         self._size = 0
         self._buf: list[bytes] = []
+        self._spare: str | None = None  # asked of the sealer's thread; there once it has run
         self._shards_in_partition = 0
         self._roll_early = False
         self.rows_written = 0
@@ -435,6 +462,10 @@ class SegmentWriter:
 
     def close(self) -> None:
         self.seal()
+        if self._spare is not None:
+            if self._sealer is not None:
+                self._sealer.remove(self._spare)  # after the job that makes it
+            self._spare = None
 
     def _flush(self, now: float) -> None:
         if self._buf and self._path is not None:
@@ -453,8 +484,7 @@ class SegmentWriter:
     def _open(self, ts_ms: int) -> None:
         day_no = ts_ms // DAY_MS
         if self._partition is None or day_no != self._day_no:
-            self._partition = self._latest_partition(_day_name(day_no))
-            self._shards_in_partition = len(_stems(f"{self._ready_s}/{self._partition}/{self.tail}", SEALED))
+            self._partition, self._shards_in_partition = self._latest_partition(_day_name(day_no))
             self._roll_early = self._shards_in_partition >= self.pressure.max_shards
         if self._roll_early:
             self._partition = _next_partition(self._partition)
@@ -465,25 +495,58 @@ class SegmentWriter:
         self._stem = f"{ts_ms:013d}-{self.writer_id}-{self._seq:05d}"
         directory = f"{self._spool_s}/{self._partition}/{self.tail}"
         path = f"{directory}/{self._stem}{PART}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:  # the first segment in this partition, unless it was made ahead
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(path, flags, 0o644)
-        self._ino = os.fstat(fd).st_ino
-        os.close(fd)
+        if self._spare is not None and self._take_spare(self._spare, directory, path):
+            self._ino = os.stat(path).st_ino
+        else:
+            self._ino = _create_file(directory, path)
+        if self._sealer is not None and self._spare is None:
+            self._spare = f"{directory}/{self.writer_id}{SPARE}"
+            self._sealer.make_spare(self._spare)
         self._path = path
         self._path_bytes = os.fsencode(path)
         self._opened_at = self._last_flush = self._clock()
         self._size = 0
 
-    def _latest_partition(self, day: str) -> str:
-        """The newest partition of ``day`` that holds this stream, so a restart never goes back.
-        It holds the stream once a segment of it is sealed there: ready/ is the one to list."""
+    def _take_spare(self, spare: str, directory: str, path: str) -> bool:
+        """Give the spare file the name ``path``; False when it is not made yet. Creating a file
+        can take a millisecond on a busy disk, and thousands of streams open one at 00:00 UTC;
+        a hard link and an unlink take tens of microseconds, and never replace a file."""
+        try:
+            os.link(spare, path)
+        except FileNotFoundError:
+            if not os.path.exists(spare):  # not made yet (the sealer's thread is behind) or removed
+                self._spare = None  # ask again: a second job for a made one finds it there
+                return False
+            os.makedirs(directory, exist_ok=True)  # a partition whose directory was not made ahead
+            os.link(spare, path)
+        os.unlink(spare)
+        self._spare = None
+        return True
+
+    def _latest_partition(self, day: str) -> tuple[str, int]:
+        """The newest partition of ``day`` that holds this stream, so a restart never goes back,
+        and how many sealed segments of it are there. It holds the stream once a segment of it
+        is sealed there: ready/ is the one to list."""
         ready, tail = self._ready_s, self.tail
         mine = [p for p in _partitions(ready) if p.startswith(day) and os.path.isdir(f"{ready}/{p}/{tail}")]
-        return mine[-1] if mine else day
+        if not mine:
+            return day, 0
+        return mine[-1], len(_stems(f"{ready}/{mine[-1]}/{tail}", SEALED))
+
+
+def _create_file(directory: str, path: str) -> int:
+    """Create the empty file ``path`` (never an existing one), and ``directory`` if missing;
+    returns its inode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the first segment in this partition, unless it was made ahead
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    try:
+        return os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=4)

@@ -94,7 +94,9 @@ def test_a_day_not_reached_leaves_no_directory_and_a_reached_one_keeps_them(tmp_
     sealer.drain()
     again.close(MIDNIGHT + 5)
     assert not (spool / TOMORROW / "SOLUSDT").exists()
-    assert [p.name for p in (spool / TOMORROW / "ETHUSDT").iterdir()] == [f"{MIDNIGHT + 5:013d}-w-00001.part"]
+    assert [p.name for p in (spool / TOMORROW / "ETHUSDT").glob("*.part")] == [
+        f"{MIDNIGHT + 5:013d}-w-00001.part"
+    ]
     assert (spool / TOMORROW / "BTCUSDT" / "trades").is_dir()  # a reached day is the writers' to keep
 
 
