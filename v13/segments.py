@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import itertools
 import os
 import queue
 import re
@@ -188,26 +189,34 @@ def recover_parts(spool: Path, ready: Path, tail: str) -> int:
     return sealed
 
 
+_FIRST, _IN_TURN, _LAST = 0, 1, 2  # the Sealer's job priorities
+
+
 class Sealer:
     """File work of segment writers that need not hold up the loop that writes rows, done in one
-    background thread in the order it was handed over: sealing segments (fsync, rename into
-    ready/, fsync the directory), making the next day's directories and making spare files.
+    background thread: sealing segments (fsync, rename into ready/, fsync the directory), making
+    the next day's directories and making spare files. Seals of the streams a reader follows as
+    they are written go first (a follower moves on to a stream's next segment only once the last
+    one is sealed, and at 00:00 UTC thousands of segments are sealed at once); otherwise jobs run
+    in the order they were handed over.
 
     ``drain()`` waits for every handed-over job; ``close()`` drains and stops the thread."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], None] | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
         self._pending = 0
         self._cond = threading.Condition()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
         self._thread.start()
 
-    def submit(self, src: str, dst: str) -> None:
-        """Seal ``src`` as ``dst``; a failure is raised by the next call."""
+    def submit(self, src: str, dst: str, *, followed: bool = True) -> None:
+        """Seal ``src`` as ``dst``, before the other jobs if a reader ``followed`` its stream as it
+        was written; a failure is raised by the next call."""
         if self.error is not None:
             raise RuntimeError(f"sealing segments failed: {self.error}") from self.error
-        self._put(functools.partial(self._seal, src, dst))
+        self._put(functools.partial(self._seal, src, dst), _FIRST if followed else _IN_TURN)
 
     def make_dirs(self, directories: list[str]) -> None:
         """Make ``directories``: the ones writers will open segments in soon (the next UTC
@@ -222,10 +231,10 @@ class Sealer:
         """Remove ``path`` once the jobs handed over before are done (a spare no longer needed)."""
         self._put(functools.partial(_remove_file, path))
 
-    def _put(self, job: Callable[[], None]) -> None:
+    def _put(self, job: Callable[[], None], priority: int = _IN_TURN) -> None:
         with self._cond:
             self._pending += 1
-        self._queue.put(job)
+        self._queue.put((priority, next(self._order), job))
 
     def drain(self) -> None:
         with self._cond:
@@ -234,7 +243,7 @@ class Sealer:
 
     def close(self) -> None:
         self.drain()
-        self._queue.put(None)
+        self._queue.put((_LAST, next(self._order), None))
         self._thread.join(10)
 
     def _seal(self, src: str, dst: str) -> None:
@@ -244,7 +253,7 @@ class Sealer:
             self.error = exc
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while (job := self._queue.get()[2]) is not None:
             job()
             with self._cond:
                 self._pending -= 1
@@ -338,7 +347,7 @@ class SegmentWriter:
     with thousands of streams keeps a handful of files open. The first segment's rotation time is
     shortened by a fixed fraction of ``rotate_s`` taken from the stream's name, so streams started
     together do not all seal in the same instant. With a :class:`Sealer`, the fsync and rename of a
-    rotation happen off the caller's thread.
+    rotation happen off the caller's thread, before other streams' if the stream is ``followed``.
     """
 
     def __init__(
@@ -355,6 +364,7 @@ class SegmentWriter:
         clock: Callable[[], float] = time.monotonic,
         sealer: Sealer | None = None,
         stagger: bool = True,
+        followed: bool = True,
     ) -> None:
         if "-" in tail or not writer_id:
             raise ValueError(f"bad stream tail {tail!r} or writer id {writer_id!r}")
@@ -365,6 +375,7 @@ class SegmentWriter:
         self.pressure = pressure or PressureLimits()
         self._clock = clock
         self._sealer = sealer
+        self.followed = followed  # a reader follows the stream as it is written: seal it first
         phase = zlib.crc32(tail.encode()) / 2**32 if stagger else 0.0
         self._rotate_first = rotate_s * (1.0 - 0.5 * phase)
         self._path: str | None = None
@@ -451,7 +462,7 @@ class SegmentWriter:
         self._flush(self._clock())
         dst = f"{self._ready_s}/{self._partition}/{self.tail}/{self._stem}{SEALED}"
         if self._sealer is not None:
-            self._sealer.submit(self._path, dst)
+            self._sealer.submit(self._path, dst, followed=self.followed)
         else:
             seal_file(self._path, dst)
         self._path = None

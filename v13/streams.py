@@ -93,6 +93,7 @@ class StreamSet:
                 writer_id=self.writer_id,
                 clock=self._clock or time.monotonic,
                 sealer=self._sealer,
+                followed=kind == "features",  # the signal stage follows features; raw rows wait
                 **writer_options(self.seg),
             )
             self.writers[key] = writer
