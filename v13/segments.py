@@ -63,7 +63,7 @@ __all__ = [
 
 PART = ".part"
 SEALED = ".jsonl"
-SPARE = ".spare"  # an empty file made ahead, renamed to a writer's next segment; followers pass it
+SPARE = ".spare"  # an empty file made ahead that becomes a writer's next segment; followers pass it
 _PARTITION_RE = re.compile(r"^\d{8}(_\d{2,})?$")
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a longer line is rejected; reads are done in chunks of this
 _SNIPPET = 200
