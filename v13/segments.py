@@ -390,6 +390,7 @@ class SegmentWriter:
         self._size = 0
         self._buf: list[bytes] = []
         self._spare: str | None = None  # asked of the sealer's thread; there once it has run
+        self._spares = True  # False on a file system without hard links
         self._shards_in_partition = 0
         self._roll_early = False
         self.rows_written = 0
@@ -510,7 +511,7 @@ class SegmentWriter:
             self._ino = os.stat(path).st_ino
         else:
             self._ino = _create_file(directory, path)
-        if self._sealer is not None and self._spare is None:
+        if self._sealer is not None and self._spare is None and self._spares:
             self._spare = f"{directory}/{self.writer_id}{SPARE}"
             self._sealer.make_spare(self._spare)
         self._path = path
@@ -519,19 +520,27 @@ class SegmentWriter:
         self._size = 0
 
     def _take_spare(self, spare: str, directory: str, path: str) -> bool:
-        """Give the spare file the name ``path``; False when it is not made yet. Creating a file
-        can take a millisecond on a busy disk, and thousands of streams open one at 00:00 UTC;
-        a hard link and an unlink take tens of microseconds, and never replace a file."""
-        try:
-            os.link(spare, path)
-        except FileNotFoundError:
-            if not os.path.exists(spare):  # not made yet (the sealer's thread is behind) or removed
-                self._spare = None  # ask again: a second job for a made one finds it there
-                return False
-            os.makedirs(directory, exist_ok=True)  # a partition whose directory was not made ahead
-            os.link(spare, path)
-        os.unlink(spare)
+        """Give the spare file the name ``path``; False when it is not made yet, or when the file
+        system has no hard links. Creating a file can take a millisecond on a busy disk, and
+        thousands of streams open one at 00:00 UTC; a hard link and an unlink take tens of
+        microseconds, and never replace a file."""
         self._spare = None
+        try:
+            try:
+                os.link(spare, path)
+            except FileNotFoundError:
+                if not os.path.exists(spare):  # not made yet (the sealer's thread is behind), or removed
+                    return False  # ask again: a second job for a made one finds it there
+                os.makedirs(directory, exist_ok=True)  # a partition whose directory was not made ahead
+                os.link(spare, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (FAT, some network file systems): create files
+            self._spares = False
+            if self._sealer is not None:
+                self._sealer.remove(spare)
+            return False
+        os.unlink(spare)
         return True
 
     def _latest_partition(self, day: str) -> tuple[str, int]:

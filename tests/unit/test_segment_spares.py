@@ -4,6 +4,7 @@ that writes rows; spares are never read as segments and never outlive their writ
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -128,3 +129,23 @@ def test_a_writer_without_a_sealer_makes_no_spare(tmp_path: Path) -> None:
     assert spares(tmp_path) == []
     assert read_all(tmp_path) == [0, 1]
     assert not [n for n in os.listdir(tmp_path / "ready" / "20251128" / TAIL) if not n.endswith(".jsonl")]
+
+
+def test_on_a_file_system_without_hard_links_segments_are_created_and_no_spare_is_kept(
+    tmp_path: Path, sealer, monkeypatch
+) -> None:
+    def no_links(src, dst):  # what FAT and some network file systems answer
+        raise PermissionError(errno.EPERM, "Operation not permitted", src)
+
+    monkeypatch.setattr(os, "link", no_links)
+    w = writer(tmp_path, sealer)
+    for i in range(4):
+        w.write(line(i), DAY0 + i * 1_000)
+        sealer.drain()
+        w.seal()
+    sealer.drain()
+    assert spares(tmp_path) == []  # tried once, then no more
+    w.close()
+    sealer.drain()
+    assert read_all(tmp_path) == [0, 1, 2, 3]
+    assert len(list((tmp_path / "ready").rglob("*.jsonl"))) == 4
