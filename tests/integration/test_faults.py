@@ -237,6 +237,42 @@ def test_a_finite_replay_ends_completed_when_drained_with_every_feature_row_sign
     assert report["orders"]["count"] == len(orders) > 0
 
 
+def test_a_replay_across_midnight_utc_loses_nothing_and_leaves_no_spare_or_part(
+    tmp_path: Path,
+) -> None:
+    """00:00 UTC: every stream opens a segment in the new day's partition (directories made ahead,
+    spare files linked into place, features sealed before raw rows); the run must not notice."""
+    data = tmp_path / "recorded"
+    sim = run_module("v13.sim", "--symbols", "BTCUSDT,ETHUSDT", "--minutes", "3", "--seed", "5",
+                     "--start", "2025-01-01T23:58:30Z", "--out", str(data))  # fmt: skip
+    assert sim.returncode == 0, sim.stderr
+    cfg = write_config(tmp_path / "config.yaml", {**FAST, "symbols": ["BTCUSDT", "ETHUSDT"],
+                                                  "source.kind": "replay", "source.replay.path": str(data),
+                                                  "orchestrator.health_interval_s": 1})  # fmt: skip
+    root = tmp_path / "root"
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator.run", "--config", str(cfg), "--root", str(root),
+         "--minutes", "0", "--sink", "jsonl"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = manifest(root)
+    assert (m["status"], m["ended_by"]) == ("completed", "drained")
+    assert all(c["restarts"] == 0 for c in m["children"].values())
+    features = feature_keys(root, m["run_id"])
+    assert len(features) == len(set(features)) == 2 * 180
+    midnight = 1_735_776_000_000
+    assert sum(ts <= midnight for _, ts in features) == 2 * 90  # 23:58:31 .. 00:00:00, per symbol
+    assert sorted(p.name for p in (root / "data/preview").iterdir()) == ["20250101", "20250102"]
+    signals = [orjson.loads(x) for p in (root / "runtime/ready/signal").rglob("*.jsonl")
+               for x in p.read_bytes().splitlines()]  # fmt: skip
+    assert sorted((r["symbol"], r["ts_ms"]) for r in signals) == sorted(features)
+    report = orjson.loads(Path(m["report_paths"]["json"]).read_bytes())
+    assert (report["rows"], report["unprocessed_tail"], report["missing_signals"]) == (360, 0, 0)
+    assert list(root.rglob("*.spare")) == [] and list(root.rglob("*.part")) == []
+
+
 # -- a corrupt checkpoint --------------------------------------------------------------------------
 def test_a_checkpoint_of_the_wrong_shape_is_one_warning_and_a_fresh_start(make_stack) -> None:
     stack = make_stack("sqlite")
