@@ -530,7 +530,9 @@ class SegmentWriter:
                 os.link(spare, path)
             except FileNotFoundError:
                 if not os.path.exists(spare):  # not made yet (the sealer's thread is behind), or removed
-                    return False  # ask again: a second job for a made one finds it there
+                    if self._sealer is not None:
+                        self._sealer.remove(spare)  # after the job that makes it: no spare left over
+                    return False  # and ask again
                 os.makedirs(directory, exist_ok=True)  # a partition whose directory was not made ahead
                 os.link(spare, path)
         except FileExistsError:

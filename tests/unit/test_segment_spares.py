@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -149,3 +150,22 @@ def test_on_a_file_system_without_hard_links_segments_are_created_and_no_spare_i
     sealer.drain()
     assert read_all(tmp_path) == [0, 1, 2, 3]
     assert len(list((tmp_path / "ready").rglob("*.jsonl"))) == 4
+
+
+def test_a_spare_not_made_yet_when_the_next_segment_opens_is_not_left_behind(tmp_path: Path, sealer) -> None:
+    """The sealer's thread is behind: the writer creates the new day's segment itself, and the
+    spare it asked for in yesterday's directory, made afterwards, must not stay there."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    gate = spool / "gate.part"
+    os.mkfifo(gate)  # a seal opens its file for writing: a FIFO holds the thread until read
+    sealer.submit(str(gate), str(tmp_path / "gate.jsonl"), followed=False)
+    w = writer(tmp_path, sealer)
+    w.write(line(0), MIDNIGHT - 1_000)  # asks for a spare in 20251128/, behind the gate
+    w.write(line(1), MIDNIGHT + 1_000)  # the spare is not there: the segment is created
+    release = threading.Thread(target=lambda: os.close(os.open(gate, os.O_RDONLY)))
+    release.start()
+    sealer.drain()
+    release.join()
+    assert [p.relative_to(spool).as_posix() for p in spares(spool)] == [f"20251129/{TAIL}/w.spare"]
+    assert list((spool / "20251128" / TAIL).iterdir()) == []  # sealed, and no spare
