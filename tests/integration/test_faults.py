@@ -205,11 +205,12 @@ def test_stages_by_hand_join_the_run_that_holds_the_root(tmp_path: Path) -> None
 
 
 # -- a finite source -------------------------------------------------------------------------------
-def test_a_finite_replay_ends_completed_when_drained_with_every_feature_row_signalled(tmp_path: Path) -> None:
+def replay_run(tmp_path: Path, sink: str, *sim_args: str) -> tuple[Path, dict]:
+    """Record 3 simulated minutes of two symbols, replay them through the orchestrator until
+    drained; the root and the manifest of a run that ended completed, without a restart."""
     data = tmp_path / "recorded"
-    sim = run_module(
-        "v13.sim", "--symbols", "BTCUSDT,ETHUSDT", "--minutes", "3", "--seed", "5", "--out", str(data)
-    )
+    sim = run_module("v13.sim", "--symbols", "BTCUSDT,ETHUSDT", "--minutes", "3", "--seed", "5",
+                     *sim_args, "--out", str(data))  # fmt: skip
     assert sim.returncode == 0, sim.stderr
     cfg = write_config(tmp_path / "config.yaml", {**FAST, "symbols": ["BTCUSDT", "ETHUSDT"],
                                                   "source.kind": "replay", "source.replay.path": str(data),
@@ -217,7 +218,7 @@ def test_a_finite_replay_ends_completed_when_drained_with_every_feature_row_sign
     root = tmp_path / "root"
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrator.run", "--config", str(cfg), "--root", str(root),
-         "--minutes", "0", "--sink", "sqlite"],
+         "--minutes", "0", "--sink", sink],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
@@ -225,6 +226,11 @@ def test_a_finite_replay_ends_completed_when_drained_with_every_feature_row_sign
     m = manifest(root)
     assert (m["status"], m["ended_by"]) == ("completed", "drained")
     assert all(c["restarts"] == 0 for c in m["children"].values())
+    return root, m
+
+
+def test_a_finite_replay_ends_completed_when_drained_with_every_feature_row_signalled(tmp_path: Path) -> None:
+    root, m = replay_run(tmp_path, "sqlite")
     run_id = m["run_id"]
     harvest = orjson.loads((root / "runtime/health/harvest.json").read_bytes())
     assert harvest["exhausted_ts_ms"] is not None
@@ -237,29 +243,10 @@ def test_a_finite_replay_ends_completed_when_drained_with_every_feature_row_sign
     assert report["orders"]["count"] == len(orders) > 0
 
 
-def test_a_replay_across_midnight_utc_loses_nothing_and_leaves_no_spare_or_part(
-    tmp_path: Path,
-) -> None:
+def test_a_replay_across_midnight_utc_loses_nothing_and_leaves_no_spare_or_part(tmp_path: Path) -> None:
     """00:00 UTC: every stream opens a segment in the new day's partition (directories made ahead,
     spare files linked into place, features sealed before raw rows); the run must not notice."""
-    data = tmp_path / "recorded"
-    sim = run_module("v13.sim", "--symbols", "BTCUSDT,ETHUSDT", "--minutes", "3", "--seed", "5",
-                     "--start", "2025-01-01T23:58:30Z", "--out", str(data))  # fmt: skip
-    assert sim.returncode == 0, sim.stderr
-    cfg = write_config(tmp_path / "config.yaml", {**FAST, "symbols": ["BTCUSDT", "ETHUSDT"],
-                                                  "source.kind": "replay", "source.replay.path": str(data),
-                                                  "orchestrator.health_interval_s": 1})  # fmt: skip
-    root = tmp_path / "root"
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.run", "--config", str(cfg), "--root", str(root),
-         "--minutes", "0", "--sink", "jsonl"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    m = manifest(root)
-    assert (m["status"], m["ended_by"]) == ("completed", "drained")
-    assert all(c["restarts"] == 0 for c in m["children"].values())
+    root, m = replay_run(tmp_path, "jsonl", "--start", "2025-01-01T23:58:30Z")
     features = feature_keys(root, m["run_id"])
     assert len(features) == len(set(features)) == 2 * 180
     midnight = 1_735_776_000_000
