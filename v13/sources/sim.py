@@ -44,6 +44,7 @@ LATENCY_MS = 12.0  # mean simulated receive latency
 SIDES = np.arange(2)[:, None, None]  # index 0: the bids, 1: the asks
 AWAY = np.array([[-1], [1]])  # the direction in ticks in which each side's best moves away
 LEAN_SIGN = np.array([1.0, -1.0])[:, None, None]  # a positive flow state fattens the bids
+FLOW_SIGN = np.array([1.0, -1.0])[:, None]  # ... and tilts [buys, sells] and [bid adds, ask adds]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -121,19 +122,19 @@ class SimMarket:
         self.ladder_mean = self.qbar[:, None] * (1.0 + 0.35 * self.depth)
         self.ladder_lean = self.k.kappa_l * 0.5**self.depth  # the lean fades with depth
         self._deepest = np.full(lv, lv - 1)
+        self._everyone = np.arange(n)
         self._rates = np.empty((5, n))  # this step's Poisson means
         self._rates[4] = REQUOTE_RATE * self.dt
 
         self.a = np.zeros(n)
         self.tilt = np.zeros(n)  # tanh(a), used by every draw that leans with the flow state
-        self.e_buy = np.zeros(n)
-        self.e_sell = np.zeros(n)
+        self.excitation = np.zeros((2, n))  # Hawkes excitation of [buys, sells]
         self.trade_id = [0] * n
         self.update_id = 0
         bid = np.array([round(p.price / p.tick) for p in params], dtype=np.int64)
         self.best: Ints = np.stack([bid, bid + 1])  # [bid, ask] in ticks, per symbol
         everyone = np.arange(n)
-        self.queues = self._ladder(everyone, self.depth)  # [bids, asks] × symbol × level
+        self.queues = self._ladder(everyone)  # [bids, asks] × symbol × level
         self.queues[:, :, 0] = self._fresh_queues(everyone, 1)[:, :, 0]
         self.step_no = 0
         self.burst_until = np.full(n, -1, dtype=np.int64)
@@ -148,12 +149,16 @@ class SimMarket:
         gammas: Floats = self.rng.standard_gamma(1.5, (2, len(rows), width))
         return gammas * (self.qbar[rows] / 1.5)[:, None]
 
-    def _ladder(self, rows: Ints, depth: Ints) -> Floats:
-        """Ladder sizes at ``depth``: mean q̄·(1 + 0.35·i), LogNormal(0, σ) noise, leaning with
-        the flow state towards the side it favours (bids up when it is positive)."""
-        noise = np.exp(LADDER_SIGMA * self.rng.standard_normal((2, len(rows), len(depth))))
-        lean = self.tilt[rows][:, None] * self.ladder_lean[depth]
-        sizes: Floats = self.ladder_mean[rows][:, depth] * noise * (1.0 + LEAN_SIGN * lean)
+    def _ladder(self, rows: Ints, depth: Ints | None = None) -> Floats:
+        """Ladder sizes at ``depth`` (default: every level): mean q̄·(1 + 0.35·i), LogNormal(0, σ)
+        noise, leaning with the flow state towards the side it favours (bids up when it is
+        positive)."""
+        if depth is None:
+            mean, lean, width = self.ladder_mean[rows], self.ladder_lean, self.levels
+        else:
+            mean, lean, width = self.ladder_mean[rows][:, depth], self.ladder_lean[depth], len(depth)
+        noise = np.exp(LADDER_SIGMA * self.rng.standard_normal((2, len(rows), width)))
+        sizes: Floats = mean * noise * (1.0 + LEAN_SIGN * (self.tilt[rows][:, None] * lean))
         return sizes
 
     # -- book moves --------------------------------------------------------------------------
@@ -222,16 +227,12 @@ class SimMarket:
         a = self.a = self.phi * self.a + self.a_noise * rng.standard_normal(self.n)
         tilt = self.tilt = np.tanh(a)
         mu = self.mu0 * np.where(self.step_no < self.burst_until, 3.0, 1.0)
-        adds = ADD_RATE * dt * k.kappa_l * tilt
-        rates = self._rates
-        rates[0] = (mu * np.exp(k.kappa * a) + self.e_buy) * dt
-        rates[1] = (mu * np.exp(-k.kappa * a) + self.e_sell) * dt
-        rates[2] = ADD_RATE * dt + adds
-        rates[3] = ADD_RATE * dt - adds
+        rates = self._rates  # buys, sells, adds to the bids, adds to the asks, requotes
+        rates[:2] = (mu * np.exp(k.kappa * a * FLOW_SIGN) + self.excitation) * dt
+        rates[2:4] = ADD_RATE * dt * (1.0 + k.kappa_l * tilt * FLOW_SIGN)
         counts = rng.poisson(rates)
         n_buy, n_sell = counts[0], counts[1]
-        self.e_buy = self.e_buy * self.decay + k.alpha * BETA * n_buy
-        self.e_sell = self.e_sell * self.decay + k.alpha * BETA * n_sell
+        self.excitation = self.excitation * self.decay + k.alpha * BETA * counts[:2]
 
         # limit adds at the best (leaning with the flow state), cancels decay every queue, and
         # each deeper level is redrawn now and then
@@ -240,7 +241,7 @@ class SimMarket:
         queues *= self.cancel
         redraw = rng.random(queues.shape) < LADDER_RESAMPLE_P
         redraw[:, :, 0] = False
-        self.queues = np.where(redraw, self._ladder(np.arange(self.n), self.depth), queues)
+        self.queues = np.where(redraw, self._ladder(self._everyone), queues)
 
         trades = self._market_orders(t0, n_buy, n_sell, recv_now_ms)
         self._requotes(counts[4])
