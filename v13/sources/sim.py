@@ -72,8 +72,9 @@ class SimMarket:
     """Every symbol's book and flow state, stepped together on one clock. A symbol is a name
     (its shape from :func:`symbol_params`) or a :class:`SymbolParams` of its own.
 
-    Prices are integer ticks divided by a power of ten and quantities integer lots divided by one,
-    so every printed number is the shortest decimal (as ``round`` would give).
+    Prices are whole ticks and quantities whole units of the lot's last decimal, computed as an
+    integer divided by a power of ten, so every printed number is the shortest decimal (as
+    ``round`` would give).
     """
 
     def __init__(
@@ -133,9 +134,8 @@ class SimMarket:
         self.update_id = 0
         bid = np.array([round(p.price / p.tick) for p in params], dtype=np.int64)
         self.best: Ints = np.stack([bid, bid + 1])  # [bid, ask] in ticks, per symbol
-        everyone = np.arange(n)
-        self.queues = self._ladder(everyone)  # [bids, asks] × symbol × level
-        self.queues[:, :, 0] = self._fresh_queues(everyone, 1)[:, :, 0]
+        self.queues = self._ladder(self._everyone)  # [bids, asks] × symbol × level
+        self.queues[:, :, 0] = self._fresh_queues(self._everyone, 1)[:, :, 0]
         self.step_no = 0
         self.burst_until = np.full(n, -1, dtype=np.int64)
         self.blowout_until = np.full(n, -1, dtype=np.int64)
