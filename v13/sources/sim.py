@@ -259,7 +259,7 @@ class SimMarket:
             return per_symbol
         rng = self.rng
         who = np.repeat(np.arange(self.n), n_orders)
-        # the first n_buy orders of a symbol buy; random times interleave them with the sells
+        # a symbol's first orders are its buys; random times interleave them with its sells
         rank = np.arange(total) - np.repeat(np.cumsum(n_orders) - n_orders, n_orders)
         sides = (rank < np.repeat(buys, n_orders)).astype(np.intp)  # 1: a buy, which takes the ask
         offsets = 1 + (rng.random(total) * (self.dt_ms - 2)).astype(np.int64)  # in [1, dt_ms - 2]
