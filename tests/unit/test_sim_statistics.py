@@ -20,7 +20,7 @@ from v13.contracts import BookRow, FeatureRow, SignalRow
 from v13.features import FeatureEngine
 from v13.signals import SignalEngine
 from v13.sources.sim import SimMarket
-from v13.sources.sim_params import symbol_params
+from v13.sources.sim_params import SymbolParams, symbol_params
 
 COPIES = {"null": 6, "weak": 3, "strong": 3}  # null confirms fewer signals: more hours for the same error
 HORIZON_S = 5
@@ -28,7 +28,7 @@ CFG = load_config(environ={})
 START_MS = 1_735_689_600_000
 
 
-def btc_copies(count: int) -> list:  # type: ignore[type-arg]
+def btc_copies(count: int) -> list[SymbolParams]:
     btc = symbol_params("BTCUSDT")
     return [dataclasses.replace(btc, symbol=f"BTC{i}USDT") for i in range(count)]
 
