@@ -72,6 +72,23 @@ def _finite(row: msgspec.Struct, *names: str, positive: bool = False) -> None:
             raise ContractError(f"field {name!r} must be {kind}, got {value!r}")
 
 
+def _prices_fine(mid: float | None, bid: float | None, ask: float | None) -> bool:
+    """Each price null, or finite and positive (NaN fails the comparisons)."""
+    inf = math.inf
+    return (
+        (mid is None or 0.0 < mid < inf)
+        and (bid is None or 0.0 < bid < inf)
+        and (ask is None or 0.0 < ask < inf)
+    )
+
+
+def _sum_finite(total: float) -> bool:
+    """``total``, a sum of fields, is finite: then so is each of them (an inf or a NaN among them
+    makes the sum inf or NaN). A sum that overflows says False too, and the caller then checks
+    the fields one by one, which says which one is wrong if any."""
+    return total - total == 0.0
+
+
 class TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One aggressive trade."""
 
@@ -180,8 +197,18 @@ class FeatureRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     ] = False
 
     def __post_init__(self) -> None:
-        _finite(self, "mid", "best_bid", "best_ask", positive=True)
-        _finite(self, "ofi", "z_ofi", "cvd", "cvd_delta", "z_cvd", "fusion_score", "consistency")
+        fine = _prices_fine(self.mid, self.best_bid, self.best_ask) and _sum_finite(
+            self.ofi
+            + self.z_ofi
+            + self.cvd
+            + self.cvd_delta
+            + self.z_cvd
+            + self.fusion_score
+            + self.consistency
+        )
+        if not fine:  # the common case above, fast: it runs for every feature row
+            _finite(self, "mid", "best_bid", "best_ask", positive=True)
+            _finite(self, "ofi", "z_ofi", "cvd", "cvd_delta", "z_cvd", "fusion_score", "consistency")
 
 
 class SignalRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -206,8 +233,12 @@ class SignalRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     emit_ts_ms: Annotated[TsMs, _d("wall-clock time the signal was computed")]
 
     def __post_init__(self) -> None:
-        _finite(self, "mid", "best_bid", "best_ask", positive=True)
-        _finite(self, "score", "z_ofi", "z_cvd")
+        if not (
+            _prices_fine(self.mid, self.best_bid, self.best_ask)
+            and _sum_finite(self.score + self.z_ofi + self.z_cvd)
+        ):
+            _finite(self, "mid", "best_bid", "best_ask", positive=True)
+            _finite(self, "score", "z_ofi", "z_cvd")
 
 
 class OrderRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):

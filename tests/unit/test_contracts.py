@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 
+import msgspec
 import orjson
 import pytest
 
@@ -138,6 +139,47 @@ def test_book_validation_agrees_with_the_rule_on_random_books() -> None:
             valid = False
         assert valid == expected, (bids, asks)
     assert min(outcomes.values()) > 1000  # both kinds of book were tried
+
+
+FEATURE = {
+    "ts_ms": 1_700_000_001_000, "symbol": "BTCUSDT", "mid": 100.05, "best_bid": 100.0, "best_ask": 100.1,
+    "spread_bps": 10.0, "ofi": 0.1, "z_ofi": 0.5, "cvd": 3.0, "cvd_delta": 0.2, "z_cvd": 0.3,
+    "fusion_score": 0.4, "consistency": 0.6, "div_type": None, "trade_count": 3, "trade_rate": 1.0,
+    "quote_rate": 10.0, "realized_vol_bps": 1.0, "volume_usd": 1000.0, "return_1s": 0.1, "lag_ms": 5.0,
+    "warmup": False, "gap": False,
+}  # fmt: skip
+PRICES = ("mid", "best_bid", "best_ask")
+CHECKED = {  # the fields a row of each kind must have finite (prices: finite and positive, or null)
+    "feature": (*PRICES, "ofi", "z_ofi", "cvd", "cvd_delta", "z_cvd", "fusion_score", "consistency"),
+    "signal": (*PRICES, "score", "z_ofi", "z_cvd"),
+}
+
+
+@pytest.mark.parametrize("kind", ["feature", "signal"])
+def test_float_validation_agrees_with_the_rule_on_random_rows(kind: str) -> None:
+    """Random odd values (NaN, inf, 0, negative, values whose sum overflows) in the checked fields:
+    a row is refused exactly when one of them breaks the rule, and the error names that field."""
+    rng = random.Random(11)
+    base = FEATURE if kind == "feature" else msgspec.structs.asdict(signal_row("r1", "BTCUSDT", 1000))
+    odd = [math.nan, math.inf, -math.inf, 0.0, -1.0, 1e308, -1e308, None]
+    outcomes = {True: 0, False: 0}
+    for _ in range(3000):
+        row = dict(base)
+        for name in rng.sample(CHECKED[kind], rng.choice([0, 1, 1, 2, 3])):
+            row[name] = rng.choice(odd if name in PRICES else odd[:-1])
+        values = {name: row[name] for name in CHECKED[kind]}
+        bad = [
+            n
+            for n, v in values.items()
+            if v is not None and not (math.isfinite(v) and (n not in PRICES or v > 0))
+        ]
+        outcomes[not bad] += 1
+        if bad:
+            with pytest.raises(ContractError, match="|".join(bad)):
+                CONTRACTS[kind](**row)
+        else:
+            CONTRACTS[kind](**row)
+    assert min(outcomes.values()) > 600  # both kinds of row were tried
 
 
 def test_missing_field_and_bad_json_are_contract_errors() -> None:

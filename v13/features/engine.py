@@ -41,16 +41,18 @@ from __future__ import annotations
 
 import operator
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from v13.config import FeaturesConfig
 from v13.contracts import BookRow, DivType, FeatureRow, TradeRow
-from v13.features.ofi import multi_level_ofi
+from v13.features.ofi import ofi_and_depth
 from v13.features.rolling import RollingStats, RollingSum
 
 __all__ = ["FeatureEngine"]
 
 Level = tuple[float, float]
+_NONE = -(1 << 62)  # "not seen yet" of the integer fields that the hot path compares on every row
 _by_mid = operator.itemgetter(0)  # of a history entry (mid, z_ofi, z_cvd)
 
 
@@ -58,6 +60,7 @@ _by_mid = operator.itemgetter(0)  # of a history entry (mid, z_ofi, z_cvd)
 class _Interval:
     """Accumulators of one open interval."""
 
+    start_ms: int
     end_ms: int
     ofi: float = 0.0
     depth_sum: float = 0.0
@@ -65,7 +68,7 @@ class _Interval:
     cvd_delta: float = 0.0
     trades: int = 0
     volume_usd: float = 0.0
-    max_lag_ms: int | None = None
+    max_lag_ms: int = _NONE
     late_rows: int = 0
     book: BookRow | None = None  # the last book row counted here (None: the book carries over)
     reset: bool = False  # the statistics reset inside this interval
@@ -85,13 +88,13 @@ class _Symbol:
     resumed_at: int = -1  # receive time of the first row after everything was silent
     e_max: int | None = None  # latest event time seen
     # per route (books, trades): the latest event time seen and the receive time of its last row
-    book_event: int | None = None
+    book_event: int = _NONE
     book_recv: int = 0
-    trade_event: int | None = None
+    trade_event: int = _NONE
     trade_recv: int = 0
-    last_trade_id: int | None = None
-    prev_bids: list[Level] | None = None
-    prev_asks: list[Level] | None = None
+    last_trade_id: int = _NONE
+    prev_bids: Sequence[Level] = ()  # the last book's levels (none: no OFI from the next book)
+    prev_asks: Sequence[Level] = ()
     book: BookRow | None = None  # the last book row as of the last closed interval's end
     prev_mid: float | None = None
     cvd: float = 0.0
@@ -137,44 +140,58 @@ class FeatureEngine:
 
     def on_row(self, row: TradeRow | BookRow) -> list[FeatureRow]:
         """Feed one row; returns the feature rows of the intervals that closed before it."""
-        st = self._symbols.get(row.symbol)
+        symbol = row.symbol
+        st = self._symbols.get(symbol)
         if st is None:
-            st = self._symbols[row.symbol] = _Symbol(self.cfg)
-        ts, recv = row.ts_ms, row.recv_ts_ms
+            st = self._symbols[symbol] = _Symbol(self.cfg)
+        ts = row.ts_ms
+        recv = row.recv_ts_ms
         e_max = st.e_max
-        out = self._tick(row.symbol, st, recv) if recv > st.clock else []
+        out = self._tick(symbol, st, recv) if recv > st.clock else []
         # the interval of the row: most rows go where the symbol's previous row went
         iv = st.current
-        if iv is None or not iv.end_ms - self._step <= ts < iv.end_ms:
+        if iv is None or not iv.start_ms <= ts < iv.end_ms:
             iv = self._interval_of(st, ts)
         lag = recv - ts
-        if iv.max_lag_ms is None or lag > iv.max_lag_ms:
+        if lag > iv.max_lag_ms:
             iv.max_lag_ms = lag
-        if e_max is not None and ts - e_max > self._gap_ms:
-            iv.reset = True
+        if e_max is None:
+            st.e_max = ts
+        elif ts > e_max:
+            if ts - e_max > self._gap_ms:
+                iv.reset = True
+            st.e_max = ts
         if recv - st.last_recv > self._route_idle_ms:
             st.resumed_at = recv
-        if isinstance(row, BookRow):
-            self._on_book(st, iv, row)
-            if st.book_event is None or ts > st.book_event:
-                st.book_event = ts
-            st.book_recv = recv
-        else:
-            last_id = st.last_trade_id
-            if last_id is not None and row.trade_id != last_id + 1:
+        if recv > st.last_recv:
+            st.last_recv = recv
+        if isinstance(row, TradeRow):
+            trade_id = row.trade_id
+            if trade_id != st.last_trade_id + 1 and st.last_trade_id != _NONE:
                 iv.reset = True  # trade ids jumped: trades were missed, CVD would be wrong
-            st.last_trade_id = row.trade_id
+            st.last_trade_id = trade_id
             qty = row.qty
             iv.cvd_delta += qty if row.side == "buy" else -qty
             iv.trades += 1
             iv.volume_usd += row.price * qty
-            if st.trade_event is None or ts > st.trade_event:
+            if ts > st.trade_event:
                 st.trade_event = ts
             st.trade_recv = recv
-        if e_max is None or ts > e_max:
-            st.e_max = ts
-        if recv > st.last_recv:
-            st.last_recv = recv
+            return out
+        iv.book = row
+        if ts > st.book_event:
+            st.book_event = ts
+        st.book_recv = recv
+        if row.reset:
+            st.prev_bids = st.prev_asks = ()
+            iv.reset = True
+            return out
+        bids, asks = row.bids, row.asks
+        ofi, depth = ofi_and_depth(st.prev_bids, st.prev_asks, bids, asks, self.weights)
+        iv.ofi += ofi
+        iv.depth_sum += depth
+        iv.books += 1
+        st.prev_bids, st.prev_asks = bids, asks
         return out
 
     def advance(self, now_ms: int) -> list[FeatureRow]:
@@ -221,19 +238,19 @@ class FeatureEngine:
         return self._close_due(symbol, st, e_max, clock)
 
     def _close_due(self, symbol: str, st: _Symbol, e_max: int, clock: int) -> list[FeatureRow]:
-        lateness, idle = self._lateness_ms, self._route_idle_ms
-        events: list[int] = []
-        flowing: list[int] = []
-        for event, recv in ((st.book_event, st.book_recv), (st.trade_event, st.trade_recv)):
-            if event is not None:
-                events.append(event)
-                if clock - recv <= idle:
-                    flowing.append(event)
-        if flowing and clock - st.resumed_at > idle:
-            events = flowing  # the silent route is sparse or down, not behind: it holds nothing back
-        watermark = min(events) - lateness
-        quiet = e_max + (clock - st.last_recv) - lateness - self._quiet_grace_ms
-        limit = max(watermark, quiet)
+        idle = self._route_idle_ms
+        book, trade = st.book_event, st.trade_event
+        book_flowing = book != _NONE and clock - st.book_recv <= idle
+        trade_flowing = trade != _NONE and clock - st.trade_recv <= idle
+        if book_flowing != trade_flowing and clock - st.resumed_at > idle:
+            held = book if book_flowing else trade  # the silent route is sparse or down, not behind
+        elif book == _NONE or trade == _NONE:
+            held = max(book, trade)  # the one route seen so far
+        else:
+            held = min(book, trade)
+        limit = max(held, e_max + (clock - st.last_recv) - self._quiet_grace_ms) - self._lateness_ms
+        if st.first_end is None or st.first_end > limit:
+            return []
         return [self._close(symbol, st, end) for end in sorted(st.open) if end <= limit]
 
     def _interval_of(self, st: _Symbol, ts_ms: int) -> _Interval:
@@ -246,7 +263,7 @@ class FeatureEngine:
             end = st.first_end if st.first_end is not None else closed_end + step
         iv = st.open.get(end)
         if iv is None:
-            iv = st.open[end] = _Interval(end_ms=end)
+            iv = st.open[end] = _Interval(start_ms=end - step, end_ms=end)
             if st.first_end is None or end < st.first_end:
                 st.first_end = end
             if self._earliest_end is None or end < self._earliest_end:
@@ -257,25 +274,6 @@ class FeatureEngine:
         else:
             st.current = iv
         return iv
-
-    # -- per event -----------------------------------------------------------------------------
-    def _on_book(self, st: _Symbol, iv: _Interval, row: BookRow) -> None:
-        iv.book = row
-        if row.reset:
-            st.prev_bids = st.prev_asks = None
-            iv.reset = True
-            return
-        bids, asks = row.bids, row.asks
-        if st.prev_bids is not None and st.prev_asks is not None:
-            iv.ofi += multi_level_ofi(st.prev_bids, st.prev_asks, bids, asks, self.weights)
-        depth = 0.0
-        n = 0
-        for _, (_, qb), (_, qa) in zip(self.weights, bids, asks, strict=False):  # the levels both have
-            depth += qb + qa
-            n += 1
-        iv.depth_sum += depth / (2 * n) if n else 0.0
-        iv.books += 1
-        st.prev_bids, st.prev_asks = bids, asks
 
     # -- per interval --------------------------------------------------------------------------
     def _close(self, symbol: str, st: _Symbol, end: int) -> FeatureRow:
@@ -334,7 +332,7 @@ class FeatureEngine:
             realized_vol_bps=st.vol_stats.std(),
             volume_usd=iv.volume_usd,
             return_1s=ret,
-            lag_ms=float(iv.max_lag_ms) if iv.max_lag_ms is not None else 0.0,
+            lag_ms=float(iv.max_lag_ms) if iv.max_lag_ms != _NONE else 0.0,
             warmup=warmup,
             gap=iv.reset,
             late_rows=iv.late_rows,
