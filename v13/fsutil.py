@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from v13.sealwork import fsync_dir
+
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
@@ -43,15 +45,6 @@ def new_run_id(ts_ms: int | None = None) -> str:
     """A run id that sorts by start time: 20261128T222416Z-1a2b3c."""
     stamp = datetime.fromtimestamp((ts_ms or now_ms()) / 1000, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
-
-
-def fsync_dir(path: str | Path) -> None:
-    """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:

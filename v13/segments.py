@@ -32,6 +32,8 @@ import itertools
 import os
 import queue
 import re
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -41,8 +43,12 @@ from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
+
+from v13 import sealwork
 from v13.config import SegmentsConfig
-from v13.fsutil import fsync_dir, utc_day
+from v13.fsutil import utc_day
+from v13.sealwork import seal_file
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -190,23 +196,32 @@ def recover_parts(spool: Path, ready: Path, tail: str) -> int:
 
 
 _FIRST, _IN_TURN, _LAST = 0, 1, 2  # the Sealer's job priorities
+_BATCH = 64  # jobs handed to the sealer's process at once: seals handed over meanwhile wait little
+Job = tuple[Any, ...]  # a name in v13.sealwork.JOBS, then its arguments
 
 
 class Sealer:
-    """File work of segment writers that need not hold up the loop that writes rows, done in one
-    background thread: sealing segments (fsync, rename into ready/, fsync the directory), making
-    the next day's directories and making spare files. Seals of the streams a reader follows as
-    they are written go first (a follower moves on to a stream's next segment only once the last
-    one is sealed, and at 00:00 UTC thousands of segments are sealed at once); otherwise jobs run
-    in the order they were handed over.
+    """File work of segment writers that need not hold up the loop that writes rows: sealing
+    segments (fsync, rename into ready/, fsync the directory), making the next day's directories
+    and making spare files. A thread of this process hands the jobs, in batches, to a process of
+    their own (:mod:`v13.sealwork`, started at the first job), where waiting for the disk never
+    waits for this process's interpreter lock. Seals of the streams a reader follows as they are
+    written go first (a follower moves on to a stream's next segment only once the last one is
+    sealed, and at 00:00 UTC thousands of segments are sealed at once); otherwise jobs run in the
+    order they were handed over.
 
-    ``drain()`` waits for every handed-over job; ``close()`` drains and stops the thread."""
+    A failure (a job's, or the process's end) is raised by the next :meth:`submit`: the writer
+    fails, and the stream's next writer seals what was left (:func:`recover_parts`).
+    ``drain()`` waits for every handed-over job; ``close()`` drains and stops the thread and the
+    process."""
 
     def __init__(self) -> None:
-        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], None] | None]] = queue.PriorityQueue()
+        self._queue: queue.PriorityQueue[tuple[int, int, Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._pending = 0
         self._cond = threading.Condition()
+        self._closed = False
+        self._process: subprocess.Popen[bytes] | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
         self._thread.start()
@@ -216,23 +231,25 @@ class Sealer:
         was written; a failure is raised by the next call."""
         if self.error is not None:
             raise RuntimeError(f"sealing segments failed: {self.error}") from self.error
-        self._put(functools.partial(self._seal, src, dst), _FIRST if followed else _IN_TURN)
+        self._put(("seal", src, dst), _FIRST if followed else _IN_TURN)
 
     def make_dirs(self, directories: list[str]) -> None:
         """Make ``directories``: the ones writers will open segments in soon (the next UTC
         day's), so the loop that writes rows does not make them at 00:00."""
-        self._put(functools.partial(_make_dirs_ahead, directories))
+        self._put(("dirs", directories))
 
     def make_spare(self, path: str) -> None:
         """Create the empty file ``path``, for a writer to give its next segment's name."""
-        self._put(functools.partial(_make_spare, path))
+        self._put(("spare", path))
 
     def remove(self, path: str) -> None:
         """Remove ``path`` once the jobs handed over before are done (a spare no longer needed)."""
-        self._put(functools.partial(_remove_file, path))
+        self._put(("remove", path))
 
-    def _put(self, job: Callable[[], None], priority: int = _IN_TURN) -> None:
+    def _put(self, job: Job, priority: int = _IN_TURN) -> None:
         with self._cond:
+            if self._closed:
+                raise RuntimeError("the sealer is closed: nothing would do this job")
             self._pending += 1
         self._queue.put((priority, next(self._order), job))
 
@@ -243,21 +260,76 @@ class Sealer:
 
     def close(self) -> None:
         self.drain()
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
         self._queue.put((_LAST, next(self._order), None))
         self._thread.join(10)
 
-    def _seal(self, src: str, dst: str) -> None:
+    def _run(self) -> None:
+        held = None  # a job taken from the queue while gathering a batch: it starts the next one
         try:
-            seal_file(src, dst)
-        except BaseException as exc:
+            while True:
+                priority, _, job = held or self._queue.get()
+                held = None
+                if job is None:
+                    return
+                batch = [job]
+                while len(batch) < _BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item[0] != priority or item[2] is None:
+                        held = item
+                        break
+                    batch.append(item[2])
+                self._do(batch)
+                with self._cond:
+                    self._pending -= len(batch)
+                    self._cond.notify_all()
+        finally:
+            self._stop_process()
+
+    def _do(self, batch: list[Job]) -> None:
+        try:
+            process = self._process or self._start_process()
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(orjson.dumps(batch) + b"\n")
+                process.stdin.flush()
+                answer = process.stdout.readline()
+            except OSError:  # a broken pipe: the process is gone
+                answer = b""
+            if not answer:
+                raise RuntimeError(f"the sealer's process ended (exit code {process.wait()})")
+            problems = [p for p in orjson.loads(answer) if p is not None]
+            if problems:
+                raise RuntimeError("; ".join(problems))
+        except (OSError, RuntimeError) as exc:
             self.error = exc
 
-    def _run(self) -> None:
-        while (job := self._queue.get()[2]) is not None:
-            job()
-            with self._cond:
-                self._pending -= 1
-                self._cond.notify_all()
+    def _start_process(self) -> subprocess.Popen[bytes]:
+        # -I: the standard library only, whatever the environment or the current directory hold
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", sealwork.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        return self._process
+
+    def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None and process.stdout is not None
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # its end of input: it exits after its last job
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
 
 
 class NextDayDirs:
@@ -306,38 +378,6 @@ def _remove_empty(base: str, tail: str) -> None:
         for n in range(len(parts), 0, -1):
             os.rmdir(os.path.join(base, *parts[:n]))
         os.rmdir(base)
-
-
-def _make_dirs_ahead(directories: list[str]) -> None:
-    with contextlib.suppress(OSError):  # only saves time: a writer that finds none makes its own
-        for directory in directories:
-            os.makedirs(directory, exist_ok=True)
-
-
-def _make_spare(path: str) -> None:
-    with contextlib.suppress(OSError):  # only saves time: a writer that finds none creates its file
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
-
-
-def _remove_file(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def seal_file(src: str | Path, dst: str | Path) -> None:
-    """Make ``src`` durable and move it to ``dst`` atomically."""
-    fd = os.open(src, os.O_WRONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    parent = os.path.dirname(dst)
-    try:
-        os.replace(src, dst)
-    except FileNotFoundError:  # the stream's first segment in this partition: a new directory
-        os.makedirs(parent, exist_ok=True)
-        os.replace(src, dst)
-    fsync_dir(parent)
 
 
 class SegmentWriter:

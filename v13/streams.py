@@ -67,10 +67,10 @@ class StreamSet:
             writer.flush()
 
     def close(self) -> None:
-        """Seal every open segment and wait until all are in ready/."""
+        """Seal every open segment and wait until all are in ready/; the streams take no row after."""
         for writer in self.writers.values():
             writer.close()
-        self._sealer.drain()
+        self._sealer.close()
         self._next_day.close(self._feature_ts)
 
     @property
