@@ -21,14 +21,25 @@ def wait_for(condition, what: str) -> None:
         time.sleep(0.005)
 
 
-def test_followed_streams_seals_go_before_the_ones_handed_over_earlier(tmp_path: Path) -> None:
-    spool, ready = tmp_path / "spool", tmp_path / "ready"
-    spool.mkdir()
-    # A seal opens its file for writing; a FIFO's open waits for a reader, which holds the
-    # sealer's thread at a chosen job while the others are handed over.
-    gates = [spool / "gate1.part", spool / "gate2.part"]
+def make_gates(spool: Path, *names: str) -> list[Path]:
+    """FIFOs to seal. A seal opens its file for writing, and a FIFO's open waits for a reader:
+    that holds the sealer at a chosen job while others are handed over (a FIFO has no fsync, so
+    its own seal then fails)."""
+    spool.mkdir(exist_ok=True)
+    gates = [spool / f"{name}.part" for name in names]
     for gate in gates:
         os.mkfifo(gate)
+    return gates
+
+
+def hold(gate: Path) -> threading.Thread:
+    """A thread that, started, lets the seal of the FIFO ``gate`` go on."""
+    return threading.Thread(target=lambda: os.close(os.open(gate, os.O_RDONLY)))
+
+
+def test_followed_streams_seals_go_before_the_ones_handed_over_earlier(tmp_path: Path) -> None:
+    spool, ready = tmp_path / "spool", tmp_path / "ready"
+    gates = make_gates(spool, "gate1", "gate2")
     raw = [spool / f"raw{i}.part" for i in range(3)]
     feature = [spool / f"feature{i}.part" for i in range(3)]
     for path in raw + feature:
@@ -40,7 +51,7 @@ def test_followed_streams_seals_go_before_the_ones_handed_over_earlier(tmp_path:
     for path in feature:
         sealer.submit(str(path), str(ready / f"{path.stem}.jsonl"))
     sealer.submit(str(gates[1]), str(ready / "gate2.jsonl"))  # holds it after the followed ones
-    release = [threading.Thread(target=lambda g=g: os.close(os.open(g, os.O_RDONLY))) for g in gates]
+    release = [hold(gate) for gate in gates]
     release[0].start()
     wait_for(lambda: all((ready / f"{p.stem}.jsonl").exists() for p in feature), "followed seals")
     assert [p.exists() for p in raw] == [True, True, True]  # still waiting: not sealed yet
@@ -59,17 +70,9 @@ def test_followed_streams_seals_go_before_the_ones_handed_over_earlier(tmp_path:
     sealer.close()
 
 
-def hold(gate: Path) -> threading.Thread:
-    """A thread that, started, lets the seal of the FIFO ``gate`` go on (see above)."""
-    return threading.Thread(target=lambda: os.close(os.open(gate, os.O_RDONLY)))
-
-
 def test_seals_waiting_together_are_done_at_once_and_arrive_whole(tmp_path: Path) -> None:
     spool, ready = tmp_path / "spool", tmp_path / "ready"
-    spool.mkdir()
-    gates = [spool / "gate0.part", spool / "gate1.part"]
-    for gate in gates:
-        os.mkfifo(gate)
+    gates = make_gates(spool, "gate0", "gate1")
     files = [spool / f"f{i}.part" for i in range(40)]  # fewer than a batch
     for i, path in enumerate(files):
         path.write_bytes(b'{"i":%d}\n' % i * (i + 1))
@@ -87,7 +90,7 @@ def test_seals_waiting_together_are_done_at_once_and_arrive_whole(tmp_path: Path
     sealer.drain()
     for thread in releases:
         thread.join()
-    assert sorted(p.name for p in spool.iterdir()) == ["gate0.part", "gate1.part"]  # a FIFO has no fsync
+    assert sorted(p.name for p in spool.iterdir()) == ["gate0.part", "gate1.part"]
     for i, path in enumerate(files):
         assert (ready / "day" / f"{path.stem}.jsonl").read_bytes() == b'{"i":%d}\n' % i * (i + 1)
     sealer.close()
@@ -95,9 +98,7 @@ def test_seals_waiting_together_are_done_at_once_and_arrive_whole(tmp_path: Path
 
 def test_a_failed_seal_in_a_batch_is_raised_by_the_next_call(tmp_path: Path) -> None:
     spool, ready = tmp_path / "spool", tmp_path / "ready"
-    spool.mkdir()
-    gate = spool / "gate.part"
-    os.mkfifo(gate)
+    (gate,) = make_gates(spool, "gate")
     sealer = Sealer()
     sealer.submit(str(gate), str(ready / "gate.jsonl"))
     for i in range(5):
@@ -108,7 +109,7 @@ def test_a_failed_seal_in_a_batch_is_raised_by_the_next_call(tmp_path: Path) -> 
     release.start()
     sealer.drain()
     release.join()
-    assert sorted(p.name for p in ready.iterdir()) == [f"f{i}.jsonl" for i in range(5)]  # the gate: a FIFO
+    assert sorted(p.name for p in ready.iterdir()) == [f"f{i}.jsonl" for i in range(5)]
     with pytest.raises(RuntimeError, match=r"sealing segments failed.*missing\.part"):
         sealer.submit(str(spool / "f9.part"), str(ready / "f9.jsonl"))
     sealer.close()
