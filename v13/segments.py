@@ -307,7 +307,7 @@ class Sealer:
             problems = [p for p in orjson.loads(answer) if p is not None]
             if problems:
                 raise RuntimeError("; ".join(problems))
-        except (OSError, RuntimeError) as exc:
+        except Exception as exc:  # kept for the next submit; this thread must go on, or drain() waits forever
             self.error = exc
 
     def _start_process(self) -> subprocess.Popen[bytes]:

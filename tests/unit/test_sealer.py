@@ -172,3 +172,19 @@ def test_a_killed_sealer_process_is_raised_by_the_next_submit(tmp_path: Path) ->
     ):
         seal_one(sealer, spool, ready, "c")
     sealer.close()
+
+
+def test_a_job_that_cannot_be_handed_over_fails_the_next_submit_without_stopping_the_sealer(
+    tmp_path: Path,
+) -> None:
+    spool, ready = tmp_path / "spool", tmp_path / "ready"
+    spool.mkdir()
+    sealer = Sealer()
+    sealer.make_dirs([tmp_path / "a path object"])  # type: ignore[list-item]  # JSON takes strings
+    draining = threading.Thread(target=sealer.drain)
+    draining.start()
+    draining.join(10)
+    assert not draining.is_alive()  # the job is counted as done, not left pending forever
+    with pytest.raises(RuntimeError, match="sealing segments failed: Type is not JSON serializable"):
+        seal_one(sealer, spool, ready, "a")
+    sealer.close()
