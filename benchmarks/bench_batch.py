@@ -1,7 +1,8 @@
 """The batch path and the JSONL sink against their floors, measured side by side.
 
 * ``python -m v13.features --raw`` over one simulated hour of raw segments, against an orjson
-  read of the same lines (the floor any reader pays);
+  read of the same lines in one process (the floor any reader pays): with its default ``--jobs``
+  (one worker per CPU) and with ``--jobs 1``, each as wall time and as CPU time (every process);
 * the JSONL signal sink (queue, writer thread, segments), against encoding the same rows and
   writing the lines to one file.
 
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,7 @@ def features(minutes: float, symbols: str, base: Path, repeat: int) -> None:
     subprocess.run([sys.executable, "-m", "v13.sim", "--symbols", symbols, "--minutes", f"{minutes:g}",
                     "--no-features", "--out", str(data)], check=True, capture_output=True)  # fmt: skip
     files = sorted((data / "raw").rglob("*.jsonl"))
-    floor = full = float("inf")
+    floor = float("inf")
     for _ in range(repeat):  # the best of each: the host's speed varies from run to run
         t0 = time.perf_counter()
         lines = 0
@@ -34,15 +36,24 @@ def features(minutes: float, symbols: str, base: Path, repeat: int) -> None:
                 orjson.loads(line)
                 lines += 1
         floor = min(floor, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "v13.features", "--raw", str(data),
-                        "--out", str(base / "f.jsonl"), "--deadletter", str(base / "dl")],
-                       check=True, capture_output=True)  # fmt: skip
-        full = min(full, time.perf_counter() - t0)
     startup = min(_startup() for _ in range(repeat))
-    print(f"v13.features --raw: {lines:,} raw rows in {full:.2f} s (process start-up {startup:.2f} s)")
+    print(f"v13.features --raw: {lines:,} raw rows (process start-up {startup:.2f} s)")
     print(f"  orjson read of the same lines (floor): {floor:.2f} s")
-    print(f"  ratio (features - start-up) / floor: {(full - startup) / floor:.2f}x")
+    for jobs in ([], ["--jobs", "1"]):
+        wall = cpu = float("inf")
+        for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "v13.features", "--raw", str(data), *jobs,
+                                   "--out", str(base / "f.jsonl"), "--deadletter", str(base / "dl")],
+                                  check=True, capture_output=True, text=True)  # fmt: skip
+            wall = min(wall, time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = min(cpu, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        used = proc.stderr.rsplit("jobs=", 1)[1].split(",")[0]
+        print(f"  jobs={used}: {wall:.2f} s wall, {cpu:.2f} s CPU; ratio (wall - start-up) / floor: "
+              f"{(wall - startup) / floor:.2f}x, (CPU - start-up) / floor: "
+              f"{(cpu - startup) / floor:.2f}x")  # fmt: skip
 
 
 def _startup() -> float:

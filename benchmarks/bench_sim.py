@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import tempfile
 import time
 from pathlib import Path
 
-from v13.cli import GC_YOUNG_THRESHOLD
+from v13.cli import gc_policy
 from v13.config import load_config
 from v13.features import FeatureEngine
 from v13.sources.sim import SimMarket
@@ -75,8 +74,7 @@ def main() -> None:
     )
     parser.add_argument("--harvest", type=int, default=0, help="also run the harvest's parts at N symbols")
     args = parser.parse_args()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)  # as v13.cli.run_main sets it in every stage
+    gc_policy()  # as v13.cli.run_main sets it in every stage
     for n, steps in ((1, 2_000), (6, 1_000), (1_000, 20)):
         cost = step_cost(n, steps)
         each = f"{cost * 1e6:9.1f} µs a step, {cost / n * 1e6:6.1f} µs a symbol"

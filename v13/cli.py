@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from v13.errors import UsageError
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "release_free_memory", "run_main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "gc_policy", "release_free_memory", "run_main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -41,10 +41,15 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-def run_main(prog: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Call ``main(argv)``; a UsageError becomes ``<prog>: error: ...`` on stderr and exit code 2."""
+def gc_policy() -> None:
+    """The collector's settings of every process of the project (see ``GC_YOUNG_THRESHOLD``)."""
     gc.freeze()  # what the imports made lives as long as the process: no collection looks at it
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 10)
+
+
+def run_main(prog: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Call ``main(argv)``; a UsageError becomes ``<prog>: error: ...`` on stderr and exit code 2."""
+    gc_policy()
     try:
         return main(argv)
     except UsageError as exc:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
 from tests.unit.helpers import REPO, run_module
+from v13.fsutil import now_ms, utc_day
 
 SIM_ARGS = ("--symbols", "BTCUSDT,ETHUSDT", "--minutes", "3", "--preset", "weak", "--seed", "7")
 
@@ -62,17 +70,23 @@ def test_replay_through_the_clis_gives_the_features_of_the_live_path(sim_dirs) -
     assert {"neutral", "buy", "sell"} <= types
 
 
-def test_malformed_raw_rows_go_to_the_deadletter_and_the_run_goes_on(sim_dirs, tmp_path: Path) -> None:
-    a, _ = sim_dirs
-    work = tmp_path / "w"
-    for rel, data in tree(a / "data").items():
+def with_two_bad_btc_rows(data: Path, work: Path) -> tuple[Path, list[bytes]]:
+    """A copy of ``data`` in ``work/data`` with two malformed rows in a BTCUSDT trades segment."""
+    for rel, content in tree(data).items():
         (work / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (work / "data" / rel).write_bytes(data)
+        (work / "data" / rel).write_bytes(content)
     victim = sorted((work / "data/raw").rglob("BTCUSDT/trades/*.jsonl"))[1]
     lines = victim.read_bytes().splitlines()
     lines[3] = b'{"ts_ms": "soon", "symbol": "BTCUSDT"}'
     lines[5] = b"not json at all"
     victim.write_bytes(b"\n".join(lines) + b"\n")
+    return victim, lines
+
+
+def test_malformed_raw_rows_go_to_the_deadletter_and_the_run_goes_on(sim_dirs, tmp_path: Path) -> None:
+    a, _ = sim_dirs
+    work = tmp_path / "w"
+    victim, lines = with_two_bad_btc_rows(a / "data", work)
     feats, _ = replay(work)
     assert len(feats.splitlines()) == 2 * 180
     entries = [
@@ -85,11 +99,106 @@ def test_malformed_raw_rows_go_to_the_deadletter_and_the_run_goes_on(sim_dirs, t
     assert all(victim.stem in e["source"] for e in entries)
 
 
+def test_the_output_is_the_same_bytes_whatever_the_number_of_workers(sim_dirs, tmp_path: Path) -> None:
+    a, _ = sim_dirs
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"f{jobs}.jsonl"
+        proc = run_module("v13.features", "--raw", str(a / "data"), "--out", str(out), "--jobs", jobs,
+                          cwd=tmp_path)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert f"symbols (100%), rows=360, deadletter=0, jobs={jobs}," in proc.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert len(outs[0].splitlines()) == 2 * 180
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f1.jsonl", "f2.jsonl"]  # no worker files left
+
+
+Start = Callable[[str], tuple[subprocess.Popen[str], psutil.Process]]
+
+
+@pytest.fixture
+def blocked_run(sim_dirs, tmp_path: Path) -> Iterator[Start]:
+    """Starts ``v13.features --jobs N`` on data with bad BTCUSDT rows whose deadletter file is a FIFO
+    nobody reads: the worker that meets them blocks opening it. Gives the run and that worker; the
+    run's process group is killed at the end whatever the test did."""
+    with_two_bad_btc_rows(sim_dirs[0] / "data", tmp_path)
+    deadletter = tmp_path / "artifacts/deadletter/features"
+    deadletter.mkdir(parents=True)
+    for day in (0, 1):  # today's file, and tomorrow's should the test run across midnight
+        os.mkfifo(deadletter / f"{utc_day(now_ms() + day * 86_400_000)}.jsonl")
+    (tmp_path / "f.jsonl").write_bytes(b"the previous run's rows\n")
+    started: list[subprocess.Popen[str]] = []
+
+    def start(jobs: str) -> tuple[subprocess.Popen[str], psutil.Process]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "v13.features", "--raw", "data", "--out", "f.jsonl", "--jobs", jobs],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        started.append(proc)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for child in psutil.Process(proc.pid).children():
+                with contextlib.suppress(FileNotFoundError):
+                    if Path(f"/proc/{child.pid}/wchan").read_text() == "wait_for_partner":  # opening a FIFO
+                        return proc, child
+            time.sleep(0.01)
+        raise AssertionError("no worker blocked on the deadletter FIFO")
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def assert_nothing_left(work: Path, workers: list[psutil.Process]) -> None:
+    assert (work / "f.jsonl").read_bytes() == b"the previous run's rows\n"  # untouched
+    assert sorted(p.name for p in work.iterdir()) == ["artifacts", "data", "f.jsonl"]
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_killed_worker_stops_the_run_with_a_clear_error_and_no_output(blocked_run, tmp_path: Path) -> None:
+    proc, worker = blocked_run("1")
+    worker.kill()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "error: a worker process ended with exit code -9 (killed by a signal)" in err
+    assert "no output was written" in err
+    assert "Traceback" not in err
+    assert_nothing_left(tmp_path, [worker])
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_output(blocked_run, tmp_path: Path) -> None:
+    proc, worker = blocked_run("2")
+    workers = psutil.Process(proc.pid).children()
+    sigign = int(Path(f"/proc/{worker.pid}/status").read_text().split("SigIgn:")[1].split()[0], 16)
+    assert sigign & 1 << (signal.SIGINT - 1)  # so Ctrl-C prints no traceback of a worker
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.endswith("interrupted\n")
+    assert "Traceback" not in err  # the workers ignored the signal: the parent stopped them
+    assert worker in workers
+    assert_nothing_left(tmp_path, workers)
+
+
+def test_a_deadletter_it_cannot_write_stops_the_run_with_a_clear_error(sim_dirs, tmp_path: Path) -> None:
+    with_two_bad_btc_rows(sim_dirs[0] / "data", tmp_path)
+    (tmp_path / "dl").write_text("a file where the deadletter directory should go")
+    proc = run_module("v13.features", "--raw", "data", "--out", "f.jsonl", "--deadletter", "dl", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "error: BTCUSDT: [Errno 20] Not a directory: 'dl/features'; no output was written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "dl"]
+
+
 @pytest.mark.parametrize(
     ("module", "args", "needle"),
     [
         ("v13.features", ("--raw", "/no/such/dir", "--out", "x.jsonl"), "is not a directory"),
         ("v13.features", ("--raw", ".", "--out", "x.jsonl"), "holds no raw segments"),
+        ("v13.features", ("--raw", ".", "--out", "x.jsonl", "--jobs", "0"), "at least 1 (got '0')"),
         ("v13.signals", ("--features", "/no/such.jsonl", "--out", "x.jsonl"), "is not a file"),
         ("v13.sim", ("--minutes", "-1", "--out", "x"), "--minutes must be positive"),
         ("v13.sim", ("--start", "yesterday", "--out", "x"), "is not an ISO time"),
@@ -122,8 +231,6 @@ def test_malformed_feature_rows_go_to_the_deadletter(tmp_path: Path) -> None:
 def test_benchmarks_run_and_print_their_figures(
     script: str, args: tuple[str, ...], needles: tuple[str, ...]
 ) -> None:
-    import subprocess
-
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), *args],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,

@@ -6,38 +6,35 @@ Example::
 
 ``--raw`` is a data directory (holding ``raw/``) or a raw root (holding ``<YYYYMMDD>/``).
 Rows that break their contract go to the deadletter (``--deadletter``) and the run goes on.
-Output rows are ordered by (ts_ms, symbol).
+Output rows are ordered by (ts_ms, symbol). Symbols are computed in ``--jobs`` worker processes
+(default: one per CPU, at most one per symbol); the output is the same whatever ``--jobs``, and
+``--out`` is written only once every symbol is done.
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 from v13.cli import run_main
 from v13.config import load_config
-from v13.contracts import FeatureRow, encode_row
-from v13.deadletter import Deadletter
 from v13.errors import UsageError
-from v13.features.engine import FeatureEngine
-from v13.progress import Progress
-from v13.sources.replay import raw_roots, raw_symbols, symbol_rows
+from v13.features.batch import WorkerFailed, default_jobs, recompute
+from v13.sources.replay import raw_roots, raw_symbols
+
+PROG = "python -m v13.features"
 
 
-def symbol_features(
-    engine: FeatureEngine, spool: Path, ready: Path, symbol: str, deadletter: Deadletter
-) -> Iterator[FeatureRow]:
-    """Features of one symbol: its trades and books merged in event-time order."""
-    for row in symbol_rows(spool, ready, symbol, deadletter):
-        yield from engine.on_row(row)
-    yield from engine.finish()
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes, at least 1 (got {text!r})")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m v13.features",
+        prog=PROG,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -45,25 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", type=Path, required=True, help="data directory or raw root")
     parser.add_argument("--out", type=Path, required=True, help="feature rows, JSONL")
     parser.add_argument("--deadletter", type=Path, default=Path("artifacts/deadletter"))
+    parser.add_argument("--jobs", type=_jobs, default=None, help="worker processes (default: one per CPU)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     spool, ready = raw_roots(args.raw)
     symbols = raw_symbols(spool, ready)
     if not symbols:
         raise UsageError(f"--raw {args.raw} holds no raw segments (<YYYYMMDD>/<SYMBOL>/trades/*.jsonl)")
-    deadletter = Deadletter(args.deadletter / "features", "features", "batch")
-    per_symbol = [symbol_features(FeatureEngine(cfg.features), spool, ready, s, deadletter) for s in symbols]
-    progress = Progress("v13.features", unit="rows")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(args.out, "wb") as out:
-        for row in heapq.merge(*per_symbol, key=lambda r: (r.ts_ms, r.symbol)):
-            out.write(encode_row(row) + b"\n")
-            count += 1
-            progress.update(count)
-    progress.done(count, symbols=len(symbols), deadletter=deadletter.count)
+    jobs = min(args.jobs, len(symbols)) if args.jobs else default_jobs(len(symbols))
+    try:
+        recompute(cfg.features, spool, ready, symbols, args.out, args.deadletter / "features", jobs)
+    except WorkerFailed as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_main("python -m v13.features", main))
+    raise SystemExit(run_main(PROG, main))
