@@ -193,12 +193,21 @@ def test_a_deadletter_it_cannot_write_stops_the_run_with_a_clear_error(sim_dirs,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "dl"]
 
 
+def test_an_out_it_cannot_write_is_one_line_and_exit_1(sim_dirs, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file where the output's directory should go")
+    raw = str(sim_dirs[0] / "data")
+    proc = run_module("v13.features", "--raw", raw, "--out", "taken/f.jsonl", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "python -m v13.features: error: [Errno 17] File exists: 'taken'\n"
+
+
 @pytest.mark.parametrize(
     ("module", "args", "needle"),
     [
         ("v13.features", ("--raw", "/no/such/dir", "--out", "x.jsonl"), "is not a directory"),
         ("v13.features", ("--raw", ".", "--out", "x.jsonl"), "holds no raw segments"),
         ("v13.features", ("--raw", ".", "--out", "x.jsonl", "--jobs", "0"), "at least 1 (got '0')"),
+        ("v13.features", ("--raw", ".", "--out", "."), "--out . is a directory; give the name of the file"),
         ("v13.signals", ("--features", "/no/such.jsonl", "--out", "x.jsonl"), "is not a file"),
         ("v13.sim", ("--minutes", "-1", "--out", "x"), "--minutes must be positive"),
         ("v13.sim", ("--start", "yesterday", "--out", "x"), "is not an ISO time"),

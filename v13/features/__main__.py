@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadletter", type=Path, default=Path("artifacts/deadletter"))
     parser.add_argument("--jobs", type=_jobs, default=None, help="worker processes (default: one per CPU)")
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give the name of the file to write")
     cfg = load_config(args.config)
     spool, ready = raw_roots(args.raw)
     symbols = raw_symbols(spool, ready)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = min(args.jobs, len(symbols)) if args.jobs else default_jobs(len(symbols))
     try:
         recompute(cfg.features, spool, ready, symbols, args.out, args.deadletter / "features", jobs)
-    except WorkerFailed as exc:
+    except (WorkerFailed, OSError) as exc:  # a worker's end, or a full disk, an --out it may not write
         print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
