@@ -34,7 +34,7 @@ from v13.sources.replay import symbol_rows
 
 __all__ = ["WorkerFailed", "default_jobs", "recompute", "symbol_features"]
 
-_COUNT_EVERY = 1000  # feature rows a worker writes between updates of its progress counter
+_COUNT_EVERY = 1000  # feature rows written between two looks at the progress
 
 
 class WorkerFailed(V13Error):
@@ -73,13 +73,16 @@ def recompute(cfg: FeaturesConfig, spool: Path, ready: Path, symbols: list[str],
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".v13-features-", dir=out.parent) as tmp:
         inp = _Input(cfg, spool, ready, deadletter_dir, Path(tmp), tuple(symbols))
-        deadletter = _run_workers(inp, jobs, progress)
+        deadletter, total = _run_workers(inp, jobs, progress)
+        merging = Progress("v13.features: merging", total=total, unit="rows")
         merged = inp.tmp / "merged.jsonl"  # beside out, on its file system: renamed once complete
         rows = 0
         with open(merged, "wb") as fh:
             for _ts, _symbol, line in heapq.merge(*(_rows_of(inp, s) for s in symbols)):
                 fh.write(line)
                 rows += 1
+                if not rows % _COUNT_EVERY:
+                    merging.update(rows)
         os.replace(merged, out)
     progress.done(len(symbols), rows=rows, deadletter=deadletter, jobs=jobs)
     return rows, deadletter
@@ -91,8 +94,8 @@ def _rows_of(inp: _Input, symbol: str) -> Iterator[tuple[int, str, bytes]]:
             yield orjson.loads(line)["ts_ms"], symbol, line
 
 
-def _run_workers(inp: _Input, jobs: int, progress: Progress) -> int:
-    """Each symbol's rows into ``inp.tmp/<symbol>.jsonl``; returns the deadletter rows."""
+def _run_workers(inp: _Input, jobs: int, progress: Progress) -> tuple[int, int]:
+    """Each symbol's rows into ``inp.tmp/<symbol>.jsonl``; returns the deadletter rows and the rows."""
     # fork: a worker starts in milliseconds with the parent's imports (no thread runs yet here)
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     taken = ctx.Value("q", 0)  # symbols handed out so far: a worker takes the next one when free
@@ -119,7 +122,7 @@ def _run_workers(inp: _Input, jobs: int, progress: Progress) -> int:
                 done += 1
                 deadletter += rejected
             progress.update(done, rows=sum(n.value for n in written))
-        return deadletter
+        return deadletter, sum(n.value for n in written)
     finally:  # the workers ignore SIGINT: after an error or Ctrl-C they are stopped here
         for w in workers:
             if w.is_alive():
