@@ -1,11 +1,11 @@
 """Feature rows of raw segments, each symbol in a worker process, merged into one file.
 
-Symbols are independent (one engine each), so ``jobs`` worker processes take symbols from a
-queue, each writing its symbol's rows (in event time, as the engine closes them) to a file of its
+Symbols are independent (one engine each), so ``jobs`` worker processes each take the next
+symbol when free and write its rows (in event time, as the engine closes them) to a file of its
 own; the files are then merged by (ts_ms, symbol) into ``out``. The bytes of ``out`` do not
-depend on ``jobs``. ``out`` appears complete or not at all: it is written beside itself and
-renamed at the end. A worker that fails or is killed stops the run with an error; Ctrl-C stops
-the workers too.
+depend on ``jobs``. ``out`` appears complete or not at all: the merge is written in a directory
+beside it and renamed at the end. A worker that fails or is killed stops the run with an error;
+Ctrl-C stops the workers too.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from v13.features.engine import FeatureEngine
 from v13.progress import Progress
 from v13.sources.replay import symbol_rows
 
-__all__ = ["WorkerFailed", "default_jobs", "recompute", "symbol_features"]
+__all__ = ["WorkerFailed", "default_jobs", "recompute"]
 
 _COUNT_EVERY = 1000  # feature rows written between two looks at the progress
 
@@ -51,7 +51,7 @@ class _Input:
     symbols: tuple[str, ...]
 
 
-def symbol_features(
+def _symbol_features(
     engine: FeatureEngine, spool: Path, ready: Path, symbol: str, deadletter: Deadletter
 ) -> Iterator[FeatureRow]:
     """Features of one symbol: its trades and books merged in the order they were received."""
@@ -148,7 +148,7 @@ def _worker(inp: _Input, taken: Any, results: Any, written: Any) -> None:
         engine = FeatureEngine(inp.cfg)
         try:
             with open(inp.tmp / f"{symbol}.jsonl", "wb") as fh:
-                for row in symbol_features(engine, inp.spool, inp.ready, symbol, deadletter):
+                for row in _symbol_features(engine, inp.spool, inp.ready, symbol, deadletter):
                     fh.write(encode_row(row) + b"\n")
                     rows += 1
                     if rows % _COUNT_EVERY == 0:
