@@ -7,10 +7,11 @@ import ctypes
 import gc
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from v13.errors import UsageError
+from v13.errors import BatchFailure, UsageError
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "gc_policy", "release_free_memory", "run_main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "check_output", "gc_policy", "release_free_memory", "run_main"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -41,6 +42,16 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+def check_output(out: Path, *inputs: tuple[str, Path]) -> None:
+    """A batch command's ``--out``: the name of a file to write, neither a directory nor one of the
+    files it reads (``inputs``: option and path)."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give the name of the file to write")
+    for option, path in inputs:
+        if out.resolve() == path.resolve():
+            raise UsageError(f"--out {out} is also {option}: writing it would replace what is read")
+
+
 def gc_policy() -> None:
     """The collector's settings of every process of the project (see ``GC_YOUNG_THRESHOLD``)."""
     gc.freeze()  # what the imports made lives as long as the process: no collection looks at it
@@ -48,13 +59,17 @@ def gc_policy() -> None:
 
 
 def run_main(prog: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Call ``main(argv)``; a UsageError becomes ``<prog>: error: ...`` on stderr and exit code 2."""
+    """Call ``main(argv)``; a UsageError becomes ``<prog>: error: ...`` on stderr and exit code 2,
+    a BatchFailure the same line and exit code 1."""
     gc_policy()
     try:
         return main(argv)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    except BatchFailure as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

@@ -6,6 +6,8 @@ Tree::
     ├── UsageError           a user mistake (bad argument, bad config); CLIs print it and exit 2
     │   ├── ConfigError      the config file is missing, unreadable or invalid
     │   └── RootBusy         another run holds the work root (v13.runlock)
+    ├── BatchFailure         a batch command cannot finish (a worker process ended, a file it
+    │                        may not write): its CLI prints one line and exits 1
     ├── ContractError        a row does not match its contract (field, type or value)
     └── StageFailure         a stage cannot go on (its sink failed or vanished): it records the
                              reason in its status file and exits 1, so the supervisor acts
@@ -15,7 +17,7 @@ Messages say what was wrong, where it came from and how to fix it, in one senten
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ContractError", "StageFailure", "UsageError", "V13Error"]
+__all__ = ["BatchFailure", "ConfigError", "ContractError", "StageFailure", "UsageError", "V13Error"]
 
 
 class V13Error(Exception):
@@ -28,6 +30,10 @@ class UsageError(V13Error):
 
 class ConfigError(UsageError):
     """The config file is missing, not YAML, or does not validate."""
+
+
+class BatchFailure(V13Error):
+    """A batch command cannot finish; the message says why, and that no output was written."""
 
 
 class ContractError(V13Error):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from v13.sealwork import fsync_dir
 
 __all__ = [
+    "atomic_output",
     "atomic_write_bytes",
     "atomic_write_json",
     "fsync_dir",
@@ -47,22 +49,32 @@ def new_run_id(ts_ms: int | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix."""
+@contextmanager
+def atomic_output(path: Path, *, durable: bool = False) -> Iterator[BinaryIO]:
+    """A file for ``path``'s new content, written beside it: it replaces ``path`` when the block
+    ends without an error, so a reader sees the old or the new file, never a part; after an error
+    (Ctrl-C included) it is removed and ``path`` is as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never a mix."""
+    with atomic_output(path, durable=durable) as fh:
+        fh.write(data)
 
 
 def atomic_write_json(path: Path, obj: Any, *, durable: bool = False) -> None:

@@ -16,6 +16,9 @@ import psutil
 import pytest
 
 from tests.unit.helpers import REPO, run_module
+from v13.config import load_config
+from v13.contracts import TradeRow, encode_row
+from v13.features import FeatureEngine
 from v13.fsutil import now_ms, utc_day
 
 SIM_ARGS = ("--symbols", "BTCUSDT,ETHUSDT", "--minutes", "3", "--preset", "weak", "--seed", "7")
@@ -123,33 +126,56 @@ def blocked_run(sim_dirs, tmp_path: Path) -> Iterator[Start]:
     nobody reads: the worker that meets them blocks opening it. Gives the run and that worker; the
     run's process group is killed at the end whatever the test did."""
     with_two_bad_btc_rows(sim_dirs[0] / "data", tmp_path)
-    deadletter = tmp_path / "artifacts/deadletter/features"
-    deadletter.mkdir(parents=True)
-    for day in (0, 1):  # today's file, and tomorrow's should the test run across midnight
-        os.mkfifo(deadletter / f"{utc_day(now_ms() + day * 86_400_000)}.jsonl")
+    fifo_deadletter(tmp_path / "artifacts/deadletter/features")
     (tmp_path / "f.jsonl").write_bytes(b"the previous run's rows\n")
+    with process_groups() as popen:
+
+        def start(jobs: str) -> tuple[subprocess.Popen[str], psutil.Process]:
+            args = ("--raw", "data", "--out", "f.jsonl", "--jobs", jobs)
+            proc = popen([sys.executable, "-m", "v13.features", *args], tmp_path)
+            return proc, blocked_on_a_fifo(proc)
+
+        yield start
+
+
+def fifo_deadletter(directory: Path) -> None:
+    """Deadletter files that are FIFOs nobody reads: whoever writes a rejected row blocks opening one."""
+    directory.mkdir(parents=True)
+    for day in (0, 1):  # today's file, and tomorrow's should the test run across midnight
+        os.mkfifo(directory / f"{utc_day(now_ms() + day * 86_400_000)}.jsonl")
+
+
+@contextlib.contextmanager
+def process_groups() -> Iterator[Callable[[list[str], Path], subprocess.Popen[str]]]:
+    """Starts commands in process groups of their own, each killed at the end whatever the test did."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(jobs: str) -> tuple[subprocess.Popen[str], psutil.Process]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "v13.features", "--raw", "data", "--out", "f.jsonl", "--jobs", jobs],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
+    def popen(cmd: list[str], cwd: Path) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
         started.append(proc)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for child in psutil.Process(proc.pid).children():
-                with contextlib.suppress(FileNotFoundError):
-                    if Path(f"/proc/{child.pid}/wchan").read_text() == "wait_for_partner":  # opening a FIFO
-                        return proc, child
-            time.sleep(0.01)
-        raise AssertionError("no worker blocked on the deadletter FIFO")
+        return proc
 
-    yield start
-    for proc in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+    try:
+        yield popen
+    finally:
+        for proc in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def blocked_on_a_fifo(proc: subprocess.Popen[str]) -> psutil.Process:
+    """The process, or one of its children, once it waits to open a FIFO (Linux: its wchan)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        parent = psutil.Process(proc.pid)
+        for p in (parent, *parent.children()):
+            with contextlib.suppress(FileNotFoundError):
+                if Path(f"/proc/{p.pid}/wchan").read_text() == "wait_for_partner":
+                    return p
+        time.sleep(0.01)
+    raise AssertionError("nothing blocked on a FIFO")
 
 
 def assert_nothing_left(work: Path, workers: list[psutil.Process]) -> None:
@@ -198,7 +224,48 @@ def test_an_out_it_cannot_write_is_one_line_and_exit_1(sim_dirs, tmp_path: Path)
     raw = str(sim_dirs[0] / "data")
     proc = run_module("v13.features", "--raw", raw, "--out", "taken/f.jsonl", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr == "python -m v13.features: error: [Errno 17] File exists: 'taken'\n"
+    assert (
+        proc.stderr
+        == "python -m v13.features: error: [Errno 17] File exists: 'taken'; no output was written\n"
+    )
+
+
+def test_an_interrupted_signals_run_leaves_the_previous_output_as_it_was(tmp_path: Path) -> None:
+    good = valid_feature_line() + b"\n"
+    (tmp_path / "f.jsonl").write_bytes(good * 50 + b"not a feature row\n" + good * 50)
+    (tmp_path / "s.jsonl").write_bytes(b"the previous run's rows\n")
+    fifo_deadletter(tmp_path / "artifacts/deadletter/signals")
+    with process_groups() as popen:
+        proc = popen(
+            [sys.executable, "-m", "v13.signals", "--features", "f.jsonl", "--out", "s.jsonl"], tmp_path
+        )
+        blocked_on_a_fifo(proc)  # 50 signal rows written, the bad row on its way to the deadletter
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.endswith("interrupted\n")
+    assert (tmp_path / "s.jsonl").read_bytes() == b"the previous run's rows\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "f.jsonl", "s.jsonl"]
+
+
+def test_signals_refuses_to_write_over_its_input(tmp_path: Path) -> None:
+    (tmp_path / "f.jsonl").write_bytes(valid_feature_line() + b"\n")
+    proc = run_module("v13.signals", "--features", "f.jsonl", "--out", "./f.jsonl", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "python -m v13.signals: error: --out f.jsonl is also --features: "
+        "writing it would replace what is read\n"
+    )
+    assert (tmp_path / "f.jsonl").read_bytes() == valid_feature_line() + b"\n"
+
+
+def valid_feature_line() -> bytes:
+    """One feature row as the engine writes it."""
+    engine = FeatureEngine(load_config(environ={}).features)
+    t = 1_735_689_600_000
+    engine.on_row(TradeRow(ts_ms=t, recv_ts_ms=t, symbol="BTCUSDT", price=100.0, qty=1.0, side="buy",
+                           trade_id=1, src="sim"))  # fmt: skip
+    return encode_row(engine.finish()[0])
 
 
 @pytest.mark.parametrize(
@@ -209,6 +276,7 @@ def test_an_out_it_cannot_write_is_one_line_and_exit_1(sim_dirs, tmp_path: Path)
         ("v13.features", ("--raw", ".", "--out", "x.jsonl", "--jobs", "0"), "at least 1 (got '0')"),
         ("v13.features", ("--raw", ".", "--out", "."), "--out . is a directory; give the name of the file"),
         ("v13.signals", ("--features", "/no/such.jsonl", "--out", "x.jsonl"), "is not a file"),
+        ("v13.signals", ("--features", str(REPO / "README.md"), "--out", "."), "--out . is a directory"),
         ("v13.sim", ("--minutes", "-1", "--out", "x"), "--minutes must be positive"),
         ("v13.sim", ("--start", "yesterday", "--out", "x"), "is not an ISO time"),
         ("v13.sim", ("--preset", "huge", "--out", "x"), "invalid choice"),

@@ -14,13 +14,12 @@ Output rows are ordered by (ts_ms, symbol). Symbols are computed in ``--jobs`` w
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from v13.cli import run_main
+from v13.cli import check_output, run_main
 from v13.config import load_config
-from v13.errors import UsageError
-from v13.features.batch import WorkerFailed, default_jobs, recompute
+from v13.errors import BatchFailure, UsageError
+from v13.features.batch import default_jobs, recompute
 from v13.sources.replay import raw_roots, raw_symbols
 
 PROG = "python -m v13.features"
@@ -44,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadletter", type=Path, default=Path("artifacts/deadletter"))
     parser.add_argument("--jobs", type=_jobs, default=None, help="worker processes (default: one per CPU)")
     args = parser.parse_args(argv)
-    if args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a directory; give the name of the file to write")
+    check_output(args.out)
     cfg = load_config(args.config)
     spool, ready = raw_roots(args.raw)
     symbols = raw_symbols(spool, ready)
@@ -54,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = min(args.jobs, len(symbols)) if args.jobs else default_jobs(len(symbols))
     try:
         recompute(cfg.features, spool, ready, symbols, args.out, args.deadletter / "features", jobs)
-    except (WorkerFailed, OSError) as exc:  # a worker's end, or a full disk, an --out it may not write
-        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
-        return 1
+    except OSError as exc:  # a full disk, an --out it may not write
+        raise BatchFailure(f"{exc}; no output was written") from None
     return 0
 
 

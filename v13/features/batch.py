@@ -3,9 +3,8 @@
 Symbols are independent (one engine each), so ``jobs`` worker processes each take the next
 symbol when free and write its rows (in event time, as the engine closes them) to a file of its
 own; the files are then merged by (ts_ms, symbol) into ``out``. The bytes of ``out`` do not
-depend on ``jobs``. ``out`` appears complete or not at all: the merge is written in a directory
-beside it and renamed at the end. A worker that fails or is killed stops the run with an error;
-Ctrl-C stops the workers too.
+depend on ``jobs``. ``out`` appears complete or not at all (``v13.fsutil.atomic_output``). A
+worker that fails or is killed stops the run with an error; Ctrl-C stops the workers too.
 """
 
 from __future__ import annotations
@@ -27,8 +26,9 @@ from v13.cli import gc_policy
 from v13.config import FeaturesConfig
 from v13.contracts import FeatureRow, encode_row
 from v13.deadletter import Deadletter
-from v13.errors import V13Error
+from v13.errors import BatchFailure
 from v13.features.engine import FeatureEngine
+from v13.fsutil import atomic_output
 from v13.progress import Progress
 from v13.sources.replay import symbol_rows
 
@@ -37,7 +37,7 @@ __all__ = ["WorkerFailed", "default_jobs", "recompute"]
 _COUNT_EVERY = 1000  # feature rows written between two looks at the progress
 
 
-class WorkerFailed(V13Error):
+class WorkerFailed(BatchFailure):
     """A worker process ended before its symbols were done (an error, or killed)."""
 
 
@@ -75,15 +75,13 @@ def recompute(cfg: FeaturesConfig, spool: Path, ready: Path, symbols: list[str],
         inp = _Input(cfg, spool, ready, deadletter_dir, Path(tmp), tuple(symbols))
         deadletter, total = _run_workers(inp, jobs, progress)
         merging = Progress("v13.features: merging", total=total, unit="rows")
-        merged = inp.tmp / "merged.jsonl"  # beside out, on its file system: renamed once complete
         rows = 0
-        with open(merged, "wb") as fh:
+        with atomic_output(out) as fh:
             for _ts, _symbol, line in heapq.merge(*(_rows_of(inp, s) for s in symbols)):
                 fh.write(line)
                 rows += 1
                 if not rows % _COUNT_EVERY:
                     merging.update(rows)
-        os.replace(merged, out)
     progress.done(len(symbols), rows=rows, deadletter=deadletter, jobs=jobs)
     return rows, deadletter
 

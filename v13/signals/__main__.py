@@ -5,7 +5,8 @@ Example::
     python -m v13.signals --features features.jsonl --out signals.jsonl
 
 ``emit_ts_ms`` is set to the feature's event time here (not the wall clock), so the same input
-gives byte-identical output. Rows that break their contract go to the deadletter.
+gives byte-identical output. Rows that break their contract go to the deadletter. ``--out`` is
+replaced only once every row is written: a run that fails or is interrupted leaves it as it was.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from v13.cli import run_main
+from v13.cli import check_output, run_main
 from v13.config import load_config
 from v13.contracts import decode_row, encode_row
 from v13.deadletter import Deadletter
-from v13.errors import ContractError, UsageError
+from v13.errors import BatchFailure, ContractError, UsageError
+from v13.fsutil import atomic_output
 from v13.progress import Progress
 from v13.signals.engine import SignalEngine
 
@@ -44,25 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     if not args.features.is_file():
         raise UsageError(f"--features {args.features} is not a file; write one with python -m v13.features")
+    check_output(args.out, ("--features", args.features))
     clock = _EventClock()
     engine = SignalEngine(cfg, args.run_id, clock_ms=clock)
     deadletter = Deadletter(args.deadletter / "signals", "signals", args.run_id)
     progress = Progress("v13.signals", unit="rows")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with open(args.features, "rb") as src, open(args.out, "wb") as out:
-        for lineno, line in enumerate(src, 1):
-            if not line.strip():
-                continue
-            try:
-                feature = decode_row("feature", line)
-            except ContractError as exc:
-                deadletter.write(str(exc), str(args.features), line.rstrip(b"\n"), lineno)
-                continue
-            clock.ms = feature.ts_ms
-            out.write(encode_row(engine.on_feature(feature)) + b"\n")
-            count += 1
-            progress.update(count)
+    try:
+        with open(args.features, "rb") as src, atomic_output(args.out) as out:
+            for lineno, line in enumerate(src, 1):
+                if not line.strip():
+                    continue
+                try:
+                    feature = decode_row("feature", line)
+                except ContractError as exc:
+                    deadletter.write(str(exc), str(args.features), line.rstrip(b"\n"), lineno)
+                    continue
+                clock.ms = feature.ts_ms
+                out.write(encode_row(engine.on_feature(feature)) + b"\n")
+                count += 1
+                progress.update(count)
+    except OSError as exc:  # a full disk, an --out or a deadletter it may not write
+        raise BatchFailure(f"{exc}; no output was written") from None
     progress.done(count, deadletter=deadletter.count)
     return 0
 
