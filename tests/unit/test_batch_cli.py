@@ -59,6 +59,19 @@ def test_same_seed_gives_byte_identical_raw_feature_and_signal_files(sim_dirs) -
     assert replay(a) == replay(b)
 
 
+def test_sim_will_not_write_into_a_data_directory_that_holds_a_run(sim_dirs) -> None:
+    a, _ = sim_dirs
+    before = tree(a / "data")
+    proc = run_module(
+        "v13.sim", "--symbols", "BTCUSDT", "--minutes", "1", "--seed", "8", "--out", str(a / "data")
+    )
+    assert proc.returncode == 2
+    assert (
+        f"--out {a / 'data'} is not an empty directory; the segments of another run would mix" in proc.stderr
+    )
+    assert tree(a / "data") == before
+
+
 def test_replay_through_the_clis_gives_the_features_of_the_live_path(sim_dirs) -> None:
     a, _ = sim_dirs
     feats, sigs = replay(a)

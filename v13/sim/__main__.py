@@ -7,7 +7,7 @@ Example::
 writes ``data/raw/<YYYYMMDD>/<SYMBOL>/{trades,book}/*.jsonl`` and
 ``data/preview/<YYYYMMDD>/<SYMBOL>/features/*.jsonl`` (the features computed in-process, as the
 harvest stage does). Segments rotate on event time, so the same arguments give byte-identical
-files.
+files. ``--out`` must be new or empty.
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     if args.minutes <= 0:
         raise UsageError(f"--minutes must be positive, got {args.minutes}")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        raise UsageError(
+            f"--out {args.out} is not an empty directory; the segments of another run would mix with "
+            f"these: give a new directory, or delete this one first"
+        )
     symbols = parse_symbols(args.symbols) if args.symbols else list(cfg.symbols)
     sim_cfg = cfg.source.sim
     preset = args.preset or sim_cfg.preset.value
