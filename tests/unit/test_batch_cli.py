@@ -15,7 +15,7 @@ import orjson
 import psutil
 import pytest
 
-from tests.unit.helpers import REPO, run_module
+from tests.unit.helpers import REPO, run_module, signal_row
 from v13.config import load_config
 from v13.contracts import TradeRow, encode_row
 from v13.features import FeatureEngine
@@ -272,6 +272,18 @@ def test_signals_refuses_to_write_over_its_input(tmp_path: Path) -> None:
     assert (tmp_path / "f.jsonl").read_bytes() == valid_feature_line() + b"\n"
 
 
+def test_a_report_from_signals_without_their_features_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f.jsonl").write_bytes(b"")
+    (tmp_path / "s.jsonl").write_bytes(encode_row(signal_row("replay", "BTCUSDT", 1_735_689_601_000)) + b"\n")
+    proc = run_module(
+        "v13.report", "--features", "f.jsonl", "--signals", "s.jsonl", "--out", "rep", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "error: --features f.jsonl holds no feature rows; the markouts need the mids" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "rep").exists()
+
+
 def valid_feature_line() -> bytes:
     """One feature row as the engine writes it."""
     engine = FeatureEngine(load_config(environ={}).features)
@@ -290,6 +302,14 @@ def valid_feature_line() -> bytes:
         ("v13.features", ("--raw", ".", "--out", "."), "--out . is a directory; give the name of the file"),
         ("v13.signals", ("--features", "/no/such.jsonl", "--out", "x.jsonl"), "is not a file"),
         ("v13.signals", ("--features", str(REPO / "README.md"), "--out", "."), "--out . is a directory"),
+        ("v13.report", (), "give either --root RUN_ROOT, or --features and --signals"),
+        ("v13.report", ("--root", "."), "--root . holds no run manifest"),
+        (
+            "v13.report",
+            ("--features", "f", "--signals", "s", "--out", str(REPO / "README.md")),
+            "is a file; give",
+        ),
+        ("v13.report", ("--features", "f", "--signals", "s"), "need --out DIR"),
         ("v13.sim", ("--minutes", "-1", "--out", "x"), "--minutes must be positive"),
         ("v13.sim", ("--start", "yesterday", "--out", "x"), "is not an ISO time"),
         ("v13.sim", ("--preset", "huge", "--out", "x"), "invalid choice"),

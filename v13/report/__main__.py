@@ -92,6 +92,11 @@ def _from_files(args: argparse.Namespace) -> tuple[ReportRow, Path]:
     run_id = args.run_id or (signals[0].run_id if signals else "batch")
     rows = _rows("feature", args.features)
     features = [FeaturePoint(f.ts_ms, f.symbol, f.mid) for f in rows if isinstance(f, FeatureRow)]
+    if signals and not features:
+        raise UsageError(
+            f"--features {args.features} holds no feature rows; the markouts need the mids that the signals "
+            f"of --signals {args.signals} were computed from"
+        )
     orders = [o for o in _rows("order", args.orders) if isinstance(o, OrderRow)] if args.orders else []
     report = report_from_rows(cfg, run_id, [s for s in signals if s.run_id == run_id], features,
                               [o for o in orders if o.run_id == run_id])  # fmt: skip
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.root is None) == (args.features is None or args.signals is None):
         raise UsageError("give either --root RUN_ROOT, or --features and --signals")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give the directory to write the report files into")
     if args.root is not None:
         manifest = _manifest(args.root, args.run_id)
         cfg = _run_config(manifest)
