@@ -30,12 +30,13 @@ from orchestrator.selfcheck import CheckResult, self_check
 from orchestrator.spec import MODULES, stage_specs
 from orchestrator.status import RunStatus
 from orchestrator.supervisor import ChildStatus, Supervisor
-from v13.config import Config, SinkKind, default_config_path, load_config
+from v13.config import Config, SinkKind, SourceKind, default_config_path, load_config
 from v13.contracts import ReportRow
 from v13.errors import UsageError
 from v13.fsutil import atomic_write_json, new_run_id, now_ms
 from v13.layout import Layout
 from v13.runlock import RunLock
+from v13.sources.replay import replay_path
 
 __all__ = ["ChildSummary", "RunOptions", "RunResult", "run_stack"]
 
@@ -125,6 +126,8 @@ def run_stack(
     printer = printer or Printer(debug=options.debug)
     if not options.enable:
         return _self_check_only(cfg, layout, run_id, started, printer)
+    if "harvest" in options.enable and cfg.source.kind is SourceKind.REPLAY:
+        replay_path(cfg, layout.root)  # the harvest would exit 2 on it: say so before anything starts
 
     layout.prepare()
     lock = RunLock(layout.lock_file)

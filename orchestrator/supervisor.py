@@ -17,6 +17,7 @@ from orchestrator.events import EventLog
 from orchestrator.probes import Action, Finding
 from orchestrator.process import Child, TreeMetrics
 from orchestrator.spec import ProcessSpec
+from v13.cli import EXIT_USAGE
 from v13.fsutil import now_ms
 from v13.layout import Layout
 
@@ -124,7 +125,12 @@ class Supervisor:
                     ps.stop_ts_ms.append(now_ms())
                     tail = child.stderr_text().splitlines()[-20:]
                     self.events.emit("Exit", name=ps.name, pid=child.pid, rc=rc, stderr_tail=tail)
-                    self.bounded_restart(ps, f"exited with code {rc}")
+                    if rc == EXIT_USAGE:  # its config or arguments: a restart would fail the same way
+                        said = f": {tail[-1]}" if tail else ""
+                        self._degrade(ps, "not restarted (a usage error)", f"exited with code {rc}{said}")
+                        self.on_change()
+                    else:
+                        self.bounded_restart(ps, f"exited with code {rc}")
                 elif ps.status is ChildStatus.STARTING:
                     self._check_ready(ps, now)
             elif ps.status is ChildStatus.BACKOFF and ps.restart_at is not None and now >= ps.restart_at:
@@ -205,9 +211,7 @@ class Supervisor:
             ps.stop_ts_ms.append(now_ms())
         policy = ps.spec.restart_policy
         if ps.restarts >= policy.max_restarts:
-            ps.status = ChildStatus.DEGRADED
-            ps.degraded_reason = f"{ps.restarts} restart(s) used up; last failure: {reason}"
-            self.events.emit("Degraded", name=ps.name, restarts=ps.restarts, reason=reason)
+            self._degrade(ps, f"{ps.restarts} restart(s) used up", reason)
         else:
             delay = policy.delay(ps.restarts)
             ps.restarts += 1
@@ -215,6 +219,11 @@ class Supervisor:
             ps.status = ChildStatus.BACKOFF
             self.events.emit("Restart", name=ps.name, attempt=ps.restarts, backoff_s=delay, reason=reason)
         self.on_change()
+
+    def _degrade(self, ps: ProcState, why: str, reason: str) -> None:
+        ps.status = ChildStatus.DEGRADED
+        ps.degraded_reason = f"{why}; last failure: {reason}"
+        self.events.emit("Degraded", name=ps.name, restarts=ps.restarts, reason=reason)
 
     # -- stop --------------------------------------------------------------------------------
     @property

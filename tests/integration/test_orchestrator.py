@@ -90,6 +90,37 @@ def test_a_child_crashing_at_start_is_restarted_twice_with_backoff_then_degraded
         sup.graceful_shutdown()
 
 
+def test_a_child_exiting_with_a_usage_error_is_not_restarted(tmp_path: Path, supervisor) -> None:
+    code = "import sys\nprint('prog: error: no such replay path', file=sys.stderr)\nsys.exit(2)\n"
+    usage = spec(tmp_path, "misconfigured", code, restart_policy=RestartPolicy(2, (1.0, 2.0)))
+    sup, log = supervisor([usage])
+    sup.start_all()
+    try:
+        run_until(sup, lambda: sup.procs[0].status is not ChildStatus.STARTING, 30)
+        ps = sup.procs[0]
+        assert ps.status is ChildStatus.DEGRADED
+        assert ps.restarts == 0 and len(ps.pids) == 1 and ps.exit_codes == [2]
+        assert ps.degraded_reason == (
+            "not restarted (a usage error); last failure: exited with code 2: "
+            "prog: error: no such replay path"
+        )
+        said = [e["event"] for e in events(log) if e.get("name") == "misconfigured"]
+        assert said == ["Start", "Exit", "Degraded"]
+    finally:
+        sup.graceful_shutdown()
+
+
+def test_a_replay_source_that_is_not_there_exits_2_before_any_stage_starts(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "replay.yaml", {"source.kind": "replay", "source.replay.path": "nope"})
+    proc = run_module("orchestrator.run", "--config", str(config), "--minutes", "1", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"python -m orchestrator.run: error: replay path {tmp_path / 'nope'} does not exist; "
+        "set source.replay.path\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["replay.yaml"]  # no stage, no manifest
+
+
 STUBBORN = (
     READY
     + """

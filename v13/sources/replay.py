@@ -26,6 +26,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
+from v13.config import Config
 from v13.contracts import BookRow, TradeRow
 from v13.deadletter import Deadletter
 from v13.errors import ContractError, UsageError
@@ -62,6 +63,14 @@ def replay_kind(path: Path) -> str:
         f"replay path {path} is not a raw segment directory, a recording ('<ns> <frame>' lines, "
         "plain or .gz, or a directory of them) or an aggTrades .csv/.zip file"
     )
+
+
+def replay_path(cfg: Config, root: Path) -> Path:
+    """``source.replay.path`` (a relative one from the work root ``root``), checked: UsageError when
+    it is no replay source (:func:`replay_kind`)."""
+    path = root / cfg.source.replay.path
+    replay_kind(path)
+    return path
 
 
 def raw_roots(path: Path) -> tuple[Path, Path]:

@@ -26,7 +26,7 @@ from v13.errors import ContractError
 from v13.features import FeatureEngine
 from v13.layout import Layout
 from v13.sources.binance import FrameDecoder
-from v13.sources.replay import replay_kind
+from v13.sources.replay import replay_path
 from v13.stage import StageRuntime
 from v13.stages.common import add_common_args, parse_symbols, stage_setup
 from v13.stages.harvest_sources import run_live, run_replay, run_sim
@@ -141,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         overrides["source.replay.path"] = str(args.replay)
     cfg, layout = stage_setup(args, overrides)
-    replay_path = layout.root / cfg.source.replay.path
-    if cfg.source.kind is SourceKind.REPLAY:
-        replay_kind(replay_path)  # a bad path is a usage error before anything starts
+    # a bad path is a usage error before anything starts
+    replay = replay_path(cfg, layout.root) if cfg.source.kind is SourceKind.REPLAY else None
     rt = StageRuntime("harvest", cfg, layout, first_stage=True)
     out = HarvestOutput(cfg, layout, rt)
     try:
@@ -152,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         elif cfg.source.kind is SourceKind.BINANCE:
             run_live(cfg, layout, rt, out)
         else:
-            run_replay(cfg, rt, out, replay_path)
+            assert replay is not None
+            run_replay(cfg, rt, out, replay)
     finally:
         out.close()
         rt.stopped()
