@@ -262,6 +262,7 @@ def _supervise(
             printer.tick(sup, elapsed, total_s)
             time.sleep(0.1)
     finally:
+        sup.degrade_waiting()
         state.status = RunStatus.STOPPING
         sup.force = interrupts.count >= 2
         threading.Thread(target=_watch_force, args=(sup, interrupts), daemon=True).start()

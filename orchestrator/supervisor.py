@@ -46,6 +46,7 @@ class ProcState:
     child: Child | None = None
     restarts: int = 0
     restart_at: float | None = None
+    last_failure: str | None = None  # why it was last restarted
     ready_deadline: float | None = None
     started_mono: float = 0.0
     pids: list[int] = field(default_factory=list)
@@ -209,6 +210,7 @@ class Supervisor:
             ps.stop_how.append(ps.child.stop(self.grace_s))
             ps.exit_codes.append(ps.child.returncode)
             ps.stop_ts_ms.append(now_ms())
+        ps.last_failure = reason
         policy = ps.spec.restart_policy
         if ps.restarts >= policy.max_restarts:
             self._degrade(ps, f"{ps.restarts} restart(s) used up", reason)
@@ -218,6 +220,14 @@ class Supervisor:
             ps.restart_at = self.clock() + delay
             ps.status = ChildStatus.BACKOFF
             self.events.emit("Restart", name=ps.name, attempt=ps.restarts, backoff_s=delay, reason=reason)
+        self.on_change()
+
+    def degrade_waiting(self) -> None:
+        """At the end of a run: a child still waiting for its restart did not recover, so the run
+        must not say it completed. It is degraded, with the failure that stopped it."""
+        for ps in self.procs:
+            if ps.status is ChildStatus.BACKOFF:
+                self._degrade(ps, "the run ended while it waited to restart", ps.last_failure or "unknown")
         self.on_change()
 
     def _degrade(self, ps: ProcState, why: str, reason: str) -> None:

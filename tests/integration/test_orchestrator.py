@@ -110,6 +110,25 @@ def test_a_child_exiting_with_a_usage_error_is_not_restarted(tmp_path: Path, sup
         sup.graceful_shutdown()
 
 
+def test_a_child_waiting_for_its_restart_when_the_run_ends_is_degraded(tmp_path: Path, supervisor) -> None:
+    crash = spec(tmp_path, "crasher", "import sys; sys.exit(7)\n", restart_policy=RestartPolicy(2, (60.0,)))
+    steady = spec(tmp_path, "steady", READY + "import time; time.sleep(60)\n")
+    sup, _ = supervisor([crash, steady])
+    sup.start_all()
+    try:
+        run_until(sup, lambda: sup.procs[0].status is ChildStatus.BACKOFF, 30)
+        sup.degrade_waiting()
+        crasher, other = sup.procs
+        assert crasher.status is ChildStatus.DEGRADED
+        assert crasher.degraded_reason == (
+            "the run ended while it waited to restart; last failure: exited with code 7"
+        )
+        assert [ps.name for ps in sup.degraded] == ["crasher"]
+        assert other.degraded_reason is None
+    finally:
+        sup.graceful_shutdown()
+
+
 def test_a_replay_source_that_is_not_there_exits_2_before_any_stage_starts(tmp_path: Path) -> None:
     config = write_config(tmp_path / "replay.yaml", {"source.kind": "replay", "source.replay.path": "nope"})
     proc = run_module("orchestrator.run", "--config", str(config), "--minutes", "1", cwd=tmp_path)
