@@ -225,10 +225,11 @@ class Supervisor:
     def degrade_waiting(self) -> None:
         """At the end of a run: a child still waiting for its restart did not recover, so the run
         must not say it completed. It is degraded, with the failure that stopped it."""
-        for ps in self.procs:
-            if ps.status is ChildStatus.BACKOFF:
-                self._degrade(ps, "the run ended while it waited to restart", ps.last_failure or "unknown")
-        self.on_change()
+        waiting = [ps for ps in self.procs if ps.status is ChildStatus.BACKOFF]
+        for ps in waiting:
+            self._degrade(ps, "the run ended while it waited to restart", ps.last_failure or "unknown")
+        if waiting:
+            self.on_change()
 
     def _degrade(self, ps: ProcState, why: str, reason: str) -> None:
         ps.status = ChildStatus.DEGRADED
